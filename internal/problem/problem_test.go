@@ -1,0 +1,93 @@
+package problem
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/pier-go/pier/internal/requestid"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestWrite(t *testing.T) {
+	tests := []struct {
+		name   string
+		method string
+		p      Problem
+		ctxID  string
+		status int
+		body   map[string]any // nil: no body
+	}{
+		{
+			name: "defaults filled", method: "GET", p: Problem{Detail: "boom"}, ctxID: "req-1",
+			status: 500,
+			body:   map[string]any{"title": "Internal Server Error", "status": 500.0, "detail": "boom", "request_id": "req-1"},
+		},
+		{
+			name: "extension members", method: "GET", ctxID: "",
+			p: Problem{Status: 429, Type: "https://pier.dev/problems/rate-limit", Extra: map[string]any{
+				"retry_after_s": 3, "status": "ignored: clashes with a member"}},
+			status: 429,
+			body: map[string]any{"type": "https://pier.dev/problems/rate-limit", "title": "Too Many Requests",
+				"status": 429.0, "retry_after_s": 3.0},
+		},
+		{
+			name: "explicit request ID wins", method: "GET", ctxID: "from-ctx",
+			p:      Problem{Status: 404, RequestID: "explicit"},
+			status: 404,
+			body:   map[string]any{"title": "Not Found", "status": 404.0, "request_id": "explicit"},
+		},
+		{
+			name: "unencodable extra", method: "GET", ctxID: "req-2",
+			p:      Problem{Status: 400, Extra: map[string]any{"bad": math.NaN()}},
+			status: 500,
+			body: map[string]any{"title": "Internal Server Error", "status": 500.0,
+				"detail": "the error response could not be encoded", "request_id": "req-2"},
+		},
+		{name: "HEAD has no body", method: "HEAD", p: Problem{Status: 503}, status: 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequestWithContext(requestid.NewContext(context.Background(), tt.ctxID), tt.method, "/", nil)
+			rec := httptest.NewRecorder()
+			rec.Header().Set("Content-Encoding", "gzip") // set by a handler before it failed
+			Write(rec, req, tt.p)
+			if rec.Code != tt.status {
+				t.Fatalf("status = %d, want %d", rec.Code, tt.status)
+			}
+			h := rec.Header()
+			if h.Get("Content-Type") != ContentType || h.Get("Cache-Control") != "no-store" || h.Get("Content-Encoding") != "" {
+				t.Fatalf("headers = %v", h)
+			}
+			if tt.body == nil {
+				if rec.Body.Len() != 0 {
+					t.Fatalf("body = %q, want none", rec.Body)
+				}
+				return
+			}
+			var got map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.body, got); diff != "" {
+				t.Fatalf("body (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestError(t *testing.T) {
+	if got := (&Problem{Status: http.StatusNotFound, Detail: "no user 42"}).Error(); got != "Not Found: no user 42" {
+		t.Fatalf("Error() = %q", got)
+	}
+	if got := (&Problem{}).Error(); got != "Internal Server Error" {
+		t.Fatalf("Error() = %q", got)
+	}
+}
