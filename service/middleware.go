@@ -1,0 +1,338 @@
+package service
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/pier-go/pier/internal/problem"
+	"github.com/pier-go/pier/internal/requestid"
+)
+
+// RequestIDHeader is the header that carries a request's ID, in both directions.
+const RequestIDHeader = requestid.Header
+
+// requestIDKey is RequestIDHeader in canonical form, for direct use of header
+// maps without canonicalising on every request.
+const requestIDKey = "X-Request-Id"
+
+// RequestIDFromContext returns the ID that [RequestID] stored in ctx, or "" when
+// there is none.
+func RequestIDFromContext(ctx context.Context) string {
+	return requestid.FromContext(ctx)
+}
+
+// Recover returns middleware that turns a panicking handler into a 500 problem
+// response, logs the panic with its stack at Error on logger, and keeps the
+// server serving. When the handler had already started its response, the
+// connection is aborted instead (a truncated answer must not look complete).
+// http.ErrAbortHandler passes through untouched, as net/http expects. A nil
+// logger discards the log. The middleware is safe for concurrent use.
+func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec, _ := record(w)
+			defer func() {
+				v := recover()
+				if v == nil {
+					return
+				}
+				if v == http.ErrAbortHandler { // net/http compares it the same way
+					panic(v)
+				}
+				// The request ID middleware runs inside this one, so its ID is on
+				// the response header rather than in r's context.
+				id := rec.Header().Get(RequestIDHeader)
+				logger.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+					slog.Any("panic", v),
+					slog.String("method", r.Method),
+					slog.String("path", r.URL.Path),
+					slog.String("request_id", id),
+					slog.String("stack", string(debug.Stack())),
+				)
+				if rec.wroteHeader {
+					panic(http.ErrAbortHandler)
+				}
+				problem.Write(rec, r, problem.Problem{
+					Status:    http.StatusInternalServerError,
+					Detail:    "the server failed to handle the request",
+					RequestID: id,
+				})
+			}()
+			next.ServeHTTP(rec, r)
+		})
+	}
+}
+
+// RequestID returns middleware that gives every request an ID: the incoming
+// X-Request-ID when it is sane (1 to 128 characters of letters, digits and
+// - _ . : / + =), a new random 128-bit hex ID otherwise. The ID is stored in the
+// request's context ([RequestIDFromContext]) and set on the response header. The
+// middleware is safe for concurrent use.
+func RequestID() func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var id string
+			if v := r.Header[requestIDKey]; len(v) == 1 && requestid.Valid(v[0]) {
+				id = v[0]
+			} else {
+				id = requestid.New()
+			}
+			w.Header()[requestIDKey] = []string{id}
+			r2 := r.WithContext(requestid.NewContext(r.Context(), id))
+			next.ServeHTTP(w, r2)
+			r.Pattern = r2.Pattern // hand the matched route back out, as ServeMux does
+		})
+	}
+}
+
+// AccessLog returns middleware that logs one line per request on logger, after
+// the handler returns: method, path, route (the ServeMux pattern that matched,
+// such as "GET /users/{id}"), status, bytes written, duration and request ID. It
+// logs at Info, or at Error when the status is 5xx or the handler panicked. The
+// line is logged with the request's context, so a handler that adds trace
+// attributes sees them on it. A nil logger logs nothing. The middleware is safe for
+// concurrent use.
+func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
+	return accessLog(logger, nil)
+}
+
+// accessLog is AccessLog with quiet: requests for which it reports true (the
+// health probes, polled every few seconds) are logged at Debug unless they fail.
+func accessLog(logger *slog.Logger, quiet func(route string) bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if logger == nil {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			rec, _ := record(w)
+			returned := false
+			defer func() {
+				status := rec.status
+				switch {
+				case !returned && !rec.wroteHeader:
+					status = http.StatusInternalServerError // panicking: Recover answers 500
+				case status == 0:
+					status = http.StatusOK // net/http's answer to a handler that wrote nothing
+				}
+				route := rec.route
+				if route == "" {
+					route = r.Pattern
+				}
+				level := slog.LevelInfo
+				if status >= 500 || !returned {
+					level = slog.LevelError
+				} else if quiet != nil && quiet(route) {
+					level = slog.LevelDebug
+				}
+				ctx := r.Context()
+				if !logger.Enabled(ctx, level) {
+					return
+				}
+				attrs := [...]slog.Attr{
+					slog.String("method", r.Method),
+					slog.String("path", r.URL.Path),
+					slog.String("route", route),
+					slog.Int("status", status),
+					slog.Int64("bytes", rec.bytes),
+					slog.Duration("duration", time.Since(start)),
+					slog.String("request_id", requestid.FromContext(ctx)),
+					slog.Bool("panic", !returned),
+				}
+				n := len(attrs)
+				if returned {
+					n-- // the panic attribute only when there was one
+				}
+				logger.LogAttrs(ctx, level, "request", attrs[:n]...)
+			}()
+			next.ServeHTTP(rec, r)
+			returned = true
+		})
+	}
+}
+
+// Timeout returns middleware that bounds each request's context by d. Handlers
+// must honour ctx.Done() (every net/http, database/sql and pier client call
+// does); when a handler returns after the deadline without having written a
+// response, the middleware answers 503 with a problem body. A handler that had
+// already started its response keeps it. Unlike http.TimeoutHandler it buffers
+// nothing and starts no goroutine, so streaming responses work. d <= 0 returns
+// middleware that does nothing. The middleware is safe for concurrent use.
+func Timeout(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if d <= 0 {
+			return next
+		}
+		detail := "the request did not complete within " + d.String()
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			rec, _ := record(w)
+			r2 := r.WithContext(ctx)
+			next.ServeHTTP(rec, r2)
+			r.Pattern = r2.Pattern
+			if !rec.wroteHeader && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				problem.Write(rec, r2, problem.Problem{Status: http.StatusServiceUnavailable, Detail: detail})
+			}
+		})
+	}
+}
+
+// BodyLimit returns middleware that limits request bodies to n bytes. A request
+// whose Content-Length exceeds n gets 413 with a problem body before the handler
+// runs; a body that grows past n while being read (chunked encoding) fails the
+// read with *http.MaxBytesError, which [DecodeJSON] answers with 413, and the
+// server closes the connection after the response. n <= 0 lifts the limit,
+// including the [DefaultBodyLimit] that DecodeJSON applies to a body no BodyLimit
+// has bounded. The middleware is safe for concurrent use.
+func BodyLimit(n int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		tooLarge := tooLargeText(n)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n > 0 && r.ContentLength > n {
+				problem.Write(w, r, problem.Problem{Status: http.StatusRequestEntityTooLarge, Detail: tooLarge})
+				return
+			}
+			if r.Body == nil || r.Body == http.NoBody {
+				next.ServeHTTP(w, r) // nothing to limit: no copy of the request
+				return
+			}
+			r2 := *r
+			body := &limitedBody{ReadCloser: r.Body} // no limit: DecodeJSON adds none
+			if n > 0 {
+				// MaxBytesReader tells the server to close the connection once the
+				// limit is hit, through a method only net/http's own writer has.
+				body = &limitedBody{ReadCloser: http.MaxBytesReader(baseWriter(w), r.Body, n), limit: n}
+			}
+			r2.Body = body
+			next.ServeHTTP(w, &r2)
+			r.Pattern = r2.Pattern
+		})
+	}
+}
+
+// baseWriter follows Unwrap to the writer net/http made.
+func baseWriter(w http.ResponseWriter) http.ResponseWriter {
+	for range 32 { // bounded: a wrapper that unwraps to itself must not hang us
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+	return w
+}
+
+// recorder is the one ResponseWriter wrapper of the built-in stack. Each
+// middleware that needs to know what was written reuses the recorder an outer
+// one made (see record), so the stack allocates one wrapper per request however
+// many of them watch the response.
+type recorder struct {
+	http.ResponseWriter
+	status      int    // the final status written, 0 until then
+	bytes       int64  // body bytes written
+	wroteHeader bool   // a final (non-1xx) status has been sent
+	route       string // the ServeMux pattern that matched, set by routeRecorder
+}
+
+// record returns w when it is a recorder, else a new recorder around w.
+func record(w http.ResponseWriter) (*recorder, bool) {
+	if rec, ok := w.(*recorder); ok {
+		return rec, false
+	}
+	return &recorder{ResponseWriter: w}, true
+}
+
+// findRecorder follows Unwrap from w to the first recorder, or nil.
+func findRecorder(w http.ResponseWriter) *recorder {
+	for range 32 {
+		if rec, ok := w.(*recorder); ok {
+			return rec
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
+}
+
+func (rec *recorder) WriteHeader(code int) {
+	if rec.wroteHeader {
+		rec.ResponseWriter.WriteHeader(code) // net/http logs the superfluous call
+		return
+	}
+	// 1xx answers (103 Early Hints) may precede the final one; 101 ends HTTP.
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		rec.status = code
+		rec.wroteHeader = true
+	}
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *recorder) Write(b []byte) (int, error) {
+	if !rec.wroteHeader {
+		rec.status = http.StatusOK
+		rec.wroteHeader = true
+	}
+	n, err := rec.ResponseWriter.Write(b)
+	rec.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps net/http's sendfile path for io.Copy from a file.
+func (rec *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if !rec.wroteHeader {
+		rec.status = http.StatusOK
+		rec.wroteHeader = true
+	}
+	var n int64
+	var err error
+	if rf, ok := rec.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(rec.ResponseWriter, src)
+	}
+	rec.bytes += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the writer underneath.
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+// Flush implements http.Flusher for handlers that assert it rather than use
+// http.ResponseController.
+func (rec *recorder) Flush() {
+	if !rec.wroteHeader {
+		rec.status = http.StatusOK
+		rec.wroteHeader = true
+	}
+	_ = http.NewResponseController(rec.ResponseWriter).Flush()
+}
+
+// Hijack implements http.Hijacker for handlers that assert it (WebSocket
+// libraries). After a hijack the connection is the handler's, so the recorder
+// counts the response as written.
+func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
+	if err == nil && !rec.wroteHeader {
+		rec.status = http.StatusSwitchingProtocols
+		rec.wroteHeader = true
+	}
+	if err != nil {
+		err = fmt.Errorf("service: hijack: %w", err)
+	}
+	return conn, rw, err
+}

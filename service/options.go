@@ -1,0 +1,182 @@
+package service
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/pier-go/pier/health"
+)
+
+// Defaults for a [Service]. Each can be changed with the option named beside it.
+const (
+	// DefaultAddr is the address a Service listens on ([WithAddr]).
+	DefaultAddr = ":8080"
+	// DefaultRequestTimeout bounds each request's context ([WithRequestTimeout]).
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultBodyLimit is the largest request body accepted, in bytes ([WithBodyLimit]).
+	DefaultBodyLimit int64 = 1 << 20
+	// DefaultDrainDelay is how long a stopping Service keeps serving after it has
+	// turned unready, so that load balancers and registries stop sending to it
+	// ([WithShutdown]).
+	DefaultDrainDelay = 5 * time.Second
+	// DefaultShutdownTimeout bounds http.Server.Shutdown and then the OnStop hooks
+	// ([WithShutdown]).
+	DefaultShutdownTimeout = 15 * time.Second
+	// DefaultReadHeaderTimeout is http.Server.ReadHeaderTimeout.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout is http.Server.IdleTimeout.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxHeaderBytes is http.Server.MaxHeaderBytes: 64 KiB, against
+	// net/http's 1 MiB, which lets a client pin a megabyte per connection.
+	DefaultMaxHeaderBytes = 64 << 10
+)
+
+// Option configures a [Service]. Options are applied in order by [New].
+type Option func(*config)
+
+// Hook is a pair of functions run around serving. OnStart hooks run in the order
+// they were given, after the listener is bound and before the first request is
+// served; OnStop hooks run in reverse order after the server has shut down. When an
+// OnStart fails, the OnStop of every hook started before it runs, and Run returns.
+// Either function may be nil.
+type Hook struct {
+	// OnStart runs with Run's context. A non-nil error stops the start.
+	OnStart func(ctx context.Context) error
+	// OnStop runs with a context bounded by the shutdown timeout.
+	OnStop func(ctx context.Context) error
+}
+
+type healthCheck struct {
+	name string
+	c    health.Checker
+	opts []health.CheckOption
+}
+
+type config struct {
+	addr            string
+	listener        net.Listener
+	version         string
+	logger          *slog.Logger
+	checks          []healthCheck
+	middleware      []func(http.Handler) http.Handler
+	requestTimeout  time.Duration
+	bodyLimit       int64
+	drainDelay      time.Duration
+	shutdownTimeout time.Duration
+	hooks           []Hook
+	accessLog       bool
+}
+
+func defaultConfig() config {
+	return config{
+		addr:            DefaultAddr,
+		requestTimeout:  DefaultRequestTimeout,
+		bodyLimit:       DefaultBodyLimit,
+		drainDelay:      DefaultDrainDelay,
+		shutdownTimeout: DefaultShutdownTimeout,
+		accessLog:       true,
+	}
+}
+
+// WithAddr sets the TCP address to listen on, as in net.Listen("tcp", addr).
+// The default is [DefaultAddr], ":8080". Use "127.0.0.1:0" for a free port on
+// loopback; [Service.Addr] then tells which one was bound.
+func WithAddr(addr string) Option {
+	return func(c *config) { c.addr = addr }
+}
+
+// WithListener makes the Service serve on ln instead of binding an address; the
+// Service closes ln when Run returns. It overrides [WithAddr]. The default is nil:
+// bind the address.
+func WithListener(ln net.Listener) Option {
+	return func(c *config) { c.listener = ln }
+}
+
+// WithVersion sets the version the Service reports in its logs (and, with a
+// registry, in its registration metadata). The default is "".
+func WithVersion(v string) Option {
+	return func(c *config) { c.version = v }
+}
+
+// WithLogger sets the logger for the Service's own logs and its access log. The
+// default is [NewLogger] with no options: JSON on stderr, or tint when stderr is a
+// terminal, with LOG_LEVEL and LOG_FORMAT honoured. The Service adds a "service"
+// attribute with its name.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// WithHealthCheck adds a named check to the Service's readiness. Checks are
+// critical unless [health.NonCritical] is given, and time out after
+// [health.DefaultTimeout] unless [health.Timeout] says otherwise. By default a
+// Service has no checks: it is ready as soon as it serves. Names must be unique.
+func WithHealthCheck(name string, c health.Checker, opts ...health.CheckOption) Option {
+	return func(cfg *config) {
+		cfg.checks = append(cfg.checks, healthCheck{name: name, c: c, opts: opts})
+	}
+}
+
+// WithMiddleware appends middleware that wraps every route, inside the built-in
+// stack (recovery, request ID, access log, request timeout, body limit). The first
+// given is the outermost. The default is none.
+func WithMiddleware(mw ...func(http.Handler) http.Handler) Option {
+	return func(c *config) { c.middleware = append(c.middleware, mw...) }
+}
+
+// WithRequestTimeout bounds each request's context; a handler still running at
+// the deadline gets a 503 problem response sent on its behalf (see [Timeout]). The
+// default is [DefaultRequestTimeout], 30 s; d <= 0 removes the bound.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(c *config) { c.requestTimeout = d }
+}
+
+// WithBodyLimit sets the largest request body accepted, in bytes; larger bodies
+// get 413 (see [BodyLimit]). The default is [DefaultBodyLimit], 1 MiB; n <= 0
+// removes the limit.
+func WithBodyLimit(n int64) Option {
+	return func(c *config) { c.bodyLimit = n }
+}
+
+// WithShutdown sets the two timings of a graceful stop. drainDelay is how long
+// the Service keeps serving after it turns unready (503 on /health/ready) and has
+// deregistered, so that load balancers and registries stop routing to it; it
+// should be at least the propagation time of your discovery system. timeout bounds
+// http.Server.Shutdown, which waits for in-flight requests, and then separately
+// bounds the OnStop hooks. The defaults are [DefaultDrainDelay], 5 s, and
+// [DefaultShutdownTimeout], 15 s: 20 s in all, inside Kubernetes' default 30 s
+// grace period. A negative value keeps the default.
+func WithShutdown(drainDelay, timeout time.Duration) Option {
+	return func(c *config) {
+		if drainDelay >= 0 {
+			c.drainDelay = drainDelay
+		}
+		if timeout >= 0 {
+			c.shutdownTimeout = timeout
+		}
+	}
+}
+
+// WithHook adds a start and stop hook; see [Hook] for the order they run in. The
+// default is none.
+func WithHook(h Hook) Option {
+	return func(c *config) { c.hooks = append(c.hooks, h) }
+}
+
+// WithOnStart adds a hook that runs at start; it is WithHook(Hook{OnStart: f}).
+func WithOnStart(f func(ctx context.Context) error) Option {
+	return WithHook(Hook{OnStart: f})
+}
+
+// WithOnStop adds a hook that runs at stop; it is WithHook(Hook{OnStop: f}).
+func WithOnStop(f func(ctx context.Context) error) Option {
+	return WithHook(Hook{OnStop: f})
+}
+
+// WithAccessLog turns the access log on or off. The default is on: one line per
+// request at Info (Error for 5xx; Debug for the health endpoints).
+func WithAccessLog(on bool) Option {
+	return func(c *config) { c.accessLog = on }
+}

@@ -1,0 +1,351 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pier-go/pier/health"
+)
+
+// Paths of the health endpoints every Service serves; see package [health].
+const (
+	LivePath   = "/health/live"
+	ReadyPath  = "/health/ready"
+	HealthPath = "/health"
+)
+
+// Service is an HTTP server with health endpoints, a default middleware stack and
+// a graceful lifecycle. Make one with [New], add routes with [Service.Handle], and
+// call [Service.Run]. Its methods are safe for concurrent use.
+type Service struct {
+	name    string
+	cfg     config
+	logger  *slog.Logger
+	mux     *http.ServeMux
+	health  *health.Monitor
+	handler http.Handler // the middleware stack around mux
+
+	running atomic.Bool
+	addr    atomic.Pointer[net.Addr]
+
+	// after starts the drain delay; tests replace it to hold a Service in its
+	// draining state for as long as they look at it.
+	after func(time.Duration) <-chan time.Time
+
+	mu      sync.Mutex
+	routeEr []error // errors of Handle calls made before Run
+}
+
+// New returns a Service named name, configured by opts. The name identifies the
+// service to its callers and its registry, so it must be a DNS label: 1 to 63
+// lowercase letters, digits and hyphens, not starting or ending with a hyphen.
+// New binds nothing and starts nothing; [Service.Run] does. It returns an error
+// for a bad name or option, or when the default logger cannot be built from
+// LOG_LEVEL and LOG_FORMAT.
+func New(name string, opts ...Option) (*Service, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("service %q: nil option", name)
+		}
+		o(&cfg)
+	}
+	if cfg.listener == nil && cfg.addr == "" {
+		return nil, fmt.Errorf("service %q: empty address", name)
+	}
+	for _, mw := range cfg.middleware {
+		if mw == nil {
+			return nil, fmt.Errorf("service %q: nil middleware", name)
+		}
+	}
+	logger := cfg.logger
+	if logger == nil {
+		var err error
+		if logger, err = NewLogger(); err != nil {
+			return nil, err
+		}
+	}
+	logger = logger.With(slog.String("service", name))
+
+	mon := health.New()
+	for _, c := range cfg.checks {
+		if err := mon.Add(c.name, c.c, c.opts...); err != nil {
+			return nil, fmt.Errorf("service %q: %w", name, err)
+		}
+	}
+
+	s := &Service{name: name, cfg: cfg, logger: logger, mux: http.NewServeMux(), health: mon, after: time.After}
+	s.Handle("GET "+LivePath, mon.LiveHandler())
+	s.Handle("GET "+ReadyPath, mon.ReadyHandler())
+	s.Handle("GET "+HealthPath, mon.DetailHandler())
+	s.handler = s.stack(s.mux)
+	return s, nil
+}
+
+// validName reports whether name can stand as the host of http://name/path and
+// as a service name in Consul and DNS.
+func validName(name string) error {
+	ok := len(name) >= 1 && len(name) <= 63 && name[0] != '-' && name[len(name)-1] != '-'
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-'
+	}
+	if !ok {
+		return fmt.Errorf("service: invalid name %q: want 1 to 63 lowercase letters, digits and inner hyphens", name)
+	}
+	return nil
+}
+
+// stack wraps h in the built-in middleware, outermost first: recovery, request
+// ID, access log, request timeout, body limit, then the user's middleware.
+func (s *Service) stack(h http.Handler) http.Handler {
+	for i := len(s.cfg.middleware) - 1; i >= 0; i-- {
+		h = s.cfg.middleware[i](h)
+	}
+	h = BodyLimit(s.cfg.bodyLimit)(h)
+	h = Timeout(s.cfg.requestTimeout)(h)
+	if s.cfg.accessLog {
+		h = accessLog(s.logger, isHealthRoute)(h)
+	}
+	h = RequestID()(h)
+	return Recover(s.logger)(h)
+}
+
+func isHealthRoute(route string) bool {
+	return strings.HasPrefix(route, "GET "+HealthPath)
+}
+
+// Name returns the name the Service was made with.
+func (s *Service) Name() string { return s.name }
+
+// Logger returns the Service's logger, which carries a "service" attribute.
+func (s *Service) Logger() *slog.Logger { return s.logger }
+
+// Health returns the Service's health monitor: add checks that need objects made
+// after [New], or read its state.
+func (s *Service) Health() *health.Monitor { return s.health }
+
+// Addr returns the address the Service listens on, or nil before [Service.Run]
+// has bound it.
+func (s *Service) Addr() net.Addr {
+	if a := s.addr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
+// Handle registers h for pattern on the Service's http.ServeMux (Go 1.22
+// patterns: "GET /users/{id}"). Routes get the whole middleware stack. Where
+// http.ServeMux panics on a bad or conflicting pattern, Handle records the error
+// and [Service.Run] returns it before binding; a route added while the Service
+// runs that fails is logged at Error instead.
+func (s *Service) Handle(pattern string, h http.Handler) {
+	err := s.handle(pattern, h)
+	if err == nil {
+		return
+	}
+	if s.running.Load() {
+		s.logger.Error("route not added", slog.Any("error", err))
+		return
+	}
+	s.mu.Lock()
+	s.routeEr = append(s.routeEr, err)
+	s.mu.Unlock()
+}
+
+// HandleFunc registers f for pattern, as [Service.Handle] does.
+func (s *Service) HandleFunc(pattern string, f http.HandlerFunc) {
+	if f == nil {
+		s.Handle(pattern, nil)
+		return
+	}
+	s.Handle(pattern, f)
+}
+
+func (s *Service) handle(pattern string, h http.Handler) (err error) {
+	if h == nil {
+		return fmt.Errorf("service %q: handle %q: nil handler", s.name, pattern)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("service %q: handle %q: %v", s.name, pattern, v)
+		}
+	}()
+	s.mux.Handle(pattern, routeRecorder(h))
+	return nil
+}
+
+// routeRecorder hands the matched pattern to the access log through the
+// recorder, which it reaches through any writers that user middleware wrapped
+// around it (they may also have replaced the request, hiding r.Pattern).
+func routeRecorder(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec := findRecorder(w); rec != nil {
+			rec.route = r.Pattern
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// ServeHTTP serves r through the Service's middleware and routes, without the
+// lifecycle: useful with httptest. Until [Service.Run] serves, /health/ready
+// answers 503 (starting).
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// Run serves until ctx ends, then stops gracefully, and returns nil after a clean
+// stop. It may be called once.
+//
+// Starting: Run binds the listener (an address in use fails at once), runs the
+// OnStart hooks in order, marks the Service serving, and serves. Readiness is
+// true from then on while every critical health check passes.
+//
+// Stopping, when ctx ends: readiness turns false (503) and keep-alives are
+// turned off, so that load balancers and clients move away; Run waits the drain
+// delay while still serving; then http.Server.Shutdown waits for in-flight
+// requests, within the shutdown timeout (connections still open after it are
+// closed); then the OnStop hooks run in reverse order. Run returns the errors of
+// these steps joined.
+//
+// Signal handling belongs to main: pass a context from signal.NotifyContext.
+func (s *Service) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("service %q: Run called more than once", s.name)
+	}
+	s.mu.Lock()
+	routeErr := errors.Join(s.routeEr...)
+	s.mu.Unlock()
+	if routeErr != nil {
+		if s.cfg.listener != nil {
+			_ = s.cfg.listener.Close()
+		}
+		return routeErr
+	}
+
+	ln, err := s.listen(ctx)
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr()
+	s.addr.Store(&addr)
+
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		// Requests carry Run's context values but not its cancellation: ending
+		// ctx starts a graceful stop, it does not cut in-flight requests.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+
+	started, err := s.start(ctx)
+	if err != nil {
+		_ = ln.Close()
+		return errors.Join(err, s.stop(started))
+	}
+
+	s.health.SetState(health.StateServing)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	s.logger.LogAttrs(ctx, slog.LevelInfo, "service started",
+		slog.String("addr", addr.String()), slog.String("version", s.cfg.version))
+
+	var errs []error
+	select {
+	case <-ctx.Done():
+	case err := <-served: // the listener failed under us
+		errs = append(errs, fmt.Errorf("service %q: serve: %w", s.name, err))
+		served = nil
+	}
+
+	// Stop. The order is what keeps requests from being lost: first stop
+	// attracting traffic, then wait for the world to notice, then drain.
+	s.health.SetState(health.StateDraining)
+	srv.SetKeepAlivesEnabled(false)
+	if served != nil && s.cfg.drainDelay > 0 {
+		s.logger.LogAttrs(context.Background(), slog.LevelInfo, "service draining",
+			slog.Duration("drain_delay", s.cfg.drainDelay))
+		select {
+		case <-s.after(s.cfg.drainDelay):
+		case err := <-served:
+			errs = append(errs, fmt.Errorf("service %q: serve: %w", s.name, err))
+			served = nil
+		}
+	}
+
+	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
+	if err := srv.Shutdown(shutCtx); err != nil {
+		_ = srv.Close() // cut what is still open after the timeout
+		errs = append(errs, fmt.Errorf("service %q: shutdown: %w", s.name, err))
+	}
+	cancel()
+	if served != nil {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("service %q: serve: %w", s.name, err))
+		}
+	}
+	errs = append(errs, s.stop(started))
+	err = errors.Join(errs...)
+	if err != nil {
+		s.logger.LogAttrs(context.Background(), slog.LevelError, "service stopped", slog.Any("error", err))
+	} else {
+		s.logger.LogAttrs(context.Background(), slog.LevelInfo, "service stopped")
+	}
+	return err
+}
+
+// listen returns the configured listener or binds the address.
+func (s *Service) listen(ctx context.Context) (net.Listener, error) {
+	if s.cfg.listener != nil {
+		return s.cfg.listener, nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.addr)
+	if err != nil {
+		return nil, fmt.Errorf("service %q: %w", s.name, err)
+	}
+	return ln, nil
+}
+
+// start runs the OnStart hooks in order and returns how many hooks started.
+func (s *Service) start(ctx context.Context) (int, error) {
+	for i, h := range s.cfg.hooks {
+		if h.OnStart == nil {
+			continue
+		}
+		if err := h.OnStart(ctx); err != nil {
+			return i, fmt.Errorf("service %q: start hook %d: %w", s.name, i, err)
+		}
+	}
+	return len(s.cfg.hooks), nil
+}
+
+// stop runs the OnStop hooks of the first n hooks in reverse order, all of them
+// whatever any returns, under one shutdown timeout.
+func (s *Service) stop(n int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
+	defer cancel()
+	var errs []error
+	for i := n - 1; i >= 0; i-- {
+		if f := s.cfg.hooks[i].OnStop; f != nil {
+			if err := f(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("service %q: stop hook %d: %w", s.name, i, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
