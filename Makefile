@@ -1,0 +1,101 @@
+# pier build tooling (GNU make >= 4.3). `make help` lists the targets.
+#
+# Everything this Makefile produces (tools, the Consul agent, benchmark runs, coverage,
+# staticcheck's cache) lives under .cache/, which is git-ignored. Go's own build and
+# module caches stay where `go env GOCACHE GOMODCACHE` put them, so checkouts share them.
+# GOFLAGS, GOTOOLCHAIN, GOWORK, ... from the environment or the command line pass through.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+GO ?= go
+CACHE := $(CURDIR)/.cache
+BIN := $(CACHE)/bin
+
+# -race needs cgo (gcc). GOFLAGS is exported so `make test GOFLAGS=-v` reaches go.
+export CGO_ENABLED := 1
+export GOFLAGS
+
+# Packages of every module in go.work (the root module and examples/), as ./... patterns.
+# Under go.work, `./...` from the root does NOT reach into examples/ (a nested module is
+# never matched by its parent's ./...), so each workspace module gets its own pattern:
+# "./... ./examples/...". A module with no packages only makes go print
+# `warning: "./examples/..." matched no packages`; that is not an error as long as some
+# pattern matches. (Running `go test ./...` inside an empty examples/ alone would fail
+# with "no packages to test".)
+MODULE_DIRS := $(shell $(GO) list -m -f '{{.Dir}}' 2>/dev/null)
+PKGS ?= $(or $(strip $(patsubst $(CURDIR)/%,./%/...,$(patsubst $(CURDIR),./...,$(MODULE_DIRS)))),./...)
+
+TESTFLAGS ?= -shuffle=on
+BENCH ?= .
+PKG ?= ./...
+BENCHCOUNT ?= 6
+
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(BIN)/staticcheck
+STATICCHECK_STAMP := $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
+export STATICCHECK_CACHE := $(CACHE)/staticcheck
+
+CONSUL_VERSION ?= v1.22.0
+
+.PHONY: help test lint fmt-check vet staticcheck bench cover consul tools clean FORCE
+
+help: ## list the targets
+	@echo 'usage: make <target> [VAR=value]'
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+	@echo 'variables: PKGS="$(PKGS)" TESTFLAGS="$(TESTFLAGS)" BENCH=$(BENCH) PKG=$(PKG) BENCHCOUNT=$(BENCHCOUNT) GOFLAGS=...'
+
+test: ## go test -race -count=1 over the root and examples modules
+	PATH="$(BIN):$$PATH" $(GO) test -race -count=1 $(TESTFLAGS) $(PKGS)
+
+lint: ## gofmt check, go vet and staticcheck over both modules (all run; fails if any fails)
+	@$(MAKE) --no-print-directory --keep-going fmt-check vet staticcheck
+
+fmt-check: ## fail listing the Go files gofmt would change
+	@files=$$(find . -mindepth 1 -type d \( -name '.*' -o -name '_*' -o -name testdata \) -prune \
+		-o -type f -name '*.go' -print); \
+	bad=$$( [ -z "$$files" ] || gofmt -l $$files ); \
+	if [ -n "$$bad" ]; then echo 'gofmt: these files need `gofmt -w`:'; echo "$$bad"; exit 1; fi; \
+	echo 'gofmt: ok'
+
+vet: ## go vet over both modules
+	$(GO) vet $(PKGS)
+
+staticcheck: $(STATICCHECK_STAMP) ## staticcheck (pinned, installed into .cache/bin) over both modules
+	$(STATICCHECK) $(PKGS)
+
+tools: $(STATICCHECK_STAMP) ## install the pinned tools into .cache/bin
+
+# Installed when the binary is missing or the pinned version changed (the stamp is
+# named after the version). The install runs outside the workspace and without the
+# caller's GOFLAGS, which are meant for pier's packages, not for the tool's build.
+$(STATICCHECK_STAMP): $(if $(wildcard $(STATICCHECK)),,FORCE)
+	@mkdir -p $(BIN)
+	GOWORK=off GOFLAGS= GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@rm -f $(BIN)/.staticcheck-*
+	@touch $@
+
+bench: ## benchmarks of the root module into .cache/bench/<date>.txt (BENCH=regexp PKG=packages)
+	@mkdir -p $(CACHE)/bench
+	@out=$(CACHE)/bench/$$(date +%Y-%m-%dT%H%M%S).txt; \
+	echo "# $$($(GO) version) bench=$(BENCH) pkg=$(PKG)" >"$$out"; \
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=$(BENCHCOUNT) $(PKG) | tee -a "$$out"; \
+	echo "benchmark results: $${out#$(CURDIR)/}"
+
+cover: ## coverage over both modules into .cache/cover/ (cover.out, cover.html)
+	@mkdir -p $(CACHE)/cover
+	$(GO) test -count=1 -covermode=atomic -coverprofile=$(CACHE)/cover/cover.out $(PKGS)
+	$(GO) tool cover -html=$(CACHE)/cover/cover.out -o $(CACHE)/cover/cover.html
+	@$(GO) tool cover -func=$(CACHE)/cover/cover.out | tail -n1
+
+consul: ## build the pinned Consul agent into .cache/bin/consul (scripts/build-consul.sh)
+	CONSUL_VERSION=$(CONSUL_VERSION) scripts/build-consul.sh
+
+clean: ## remove .cache (tools, Consul agent, bench and coverage results)
+	rm -rf $(CACHE)
+
+FORCE:
