@@ -123,7 +123,7 @@ func NewLogger(opts ...LogOption) (*slog.Logger, error) {
 }
 
 func newTintHandler(w io.Writer, level slog.Leveler, terminal bool) slog.Handler {
-	return tint.NewHandler(w, &tint.Options{
+	return tint.NewTextHandler(w, &tint.Options{
 		Level:      level,
 		TimeFormat: tintTimeFormat,
 		NoColor:    !terminal || os.Getenv("NO_COLOR") != "",
