@@ -6,7 +6,7 @@
 # first.
 #
 #   scripts/loadtest.sh [rounds] [seconds] [modes...]
-#   scripts/loadtest.sh 5 5 bare service service-nolog
+#   scripts/loadtest.sh 5 5 bare service service-nolog service-min
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,7 @@ rounds=${1:-5}
 secs=${2:-5}
 shift 2 2>/dev/null || shift $#
 modes=("$@")
-[ ${#modes[@]} -gt 0 ] || modes=(bare service service-nolog)
+[ ${#modes[@]} -gt 0 ] || modes=(bare service service-nolog service-min)
 
 command -v wrk >/dev/null || { echo "loadtest: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "loadtest: taskset is missing (util-linux)" >&2; exit 1; }

@@ -2,7 +2,10 @@
 // that scripts/loadtest.sh can measure them against each other under the same
 // load. It is a tool for pier's benchmarks, not part of the library.
 //
-//	benchserver -mode bare|service|service-nolog -addr 127.0.0.1:8080
+//	benchserver -mode bare|service|service-nolog|service-min -addr 127.0.0.1:8080
+//
+// service is the default stack; service-nolog is that without the access log;
+// service-min is that without the request deadline too.
 package main
 
 import (
@@ -35,7 +38,7 @@ func user(w http.ResponseWriter, r *http.Request) {
 }
 
 func run() error {
-	mode := flag.String("mode", "bare", "bare, service or service-nolog")
+	mode := flag.String("mode", "bare", "bare, service, service-nolog or service-min")
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
@@ -65,7 +68,7 @@ func run() error {
 			return err
 		}
 		return nil
-	case "service", "service-nolog":
+	case "service", "service-nolog", "service-min":
 		// The access log goes where a container's would: a file descriptor,
 		// one write per line.
 		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
@@ -78,6 +81,7 @@ func run() error {
 			service.WithAddr(*addr),
 			service.WithLogger(logger),
 			service.WithAccessLog(*mode == "service"),
+			service.WithRequestTimeout(map[bool]time.Duration{true: 0, false: service.DefaultRequestTimeout}[*mode == "service-min"]),
 			service.WithShutdown(0, time.Second),
 		)
 		if err != nil {
