@@ -108,17 +108,19 @@ func validName(name string) error {
 }
 
 // stack wraps h in the built-in middleware, outermost first: recovery, request
-// ID, access log, request timeout, body limit, then the user's middleware.
+// ID, access log, request timeout, body limit, then the user's. The request ID
+// and the deadline are set together, outside the access log, with one copy of
+// the request (see requestContext); the timeout's 503 is written inside it.
 func (s *Service) stack(h http.Handler) http.Handler {
 	for i := len(s.cfg.middleware) - 1; i >= 0; i-- {
 		h = s.cfg.middleware[i](h)
 	}
 	h = BodyLimit(s.cfg.bodyLimit)(h)
-	h = Timeout(s.cfg.requestTimeout)(h)
+	h = answerLate(s.cfg.requestTimeout)(h)
 	if s.cfg.accessLog {
 		h = accessLog(s.logger, isHealthRoute)(h)
 	}
-	h = RequestID()(h)
+	h = requestContext(s.cfg.requestTimeout)(h)
 	return Recover(s.logger)(h)
 }
 
