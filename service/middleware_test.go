@@ -111,6 +111,17 @@ func TestBodyLimit(t *testing.T) {
 		})
 	}, service.WithBodyLimit(64))
 	big := `{"name":"` + strings.Repeat("x", 100) + `"}`
+
+	// A declared length over the limit is refused before the handler runs, so a
+	// handler that never reads its body is not run for nothing.
+	t.Run("declared too large skips the handler", func(t *testing.T) {
+		ran := false
+		h := service.BodyLimit(64)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { ran = true }))
+		rec := serve(h, "POST", "/", strings.NewReader(big))
+		if rec.Code != http.StatusRequestEntityTooLarge || ran {
+			t.Fatalf("status %d, handler ran %t; want 413 without running it", rec.Code, ran)
+		}
+	})
 	tests := []struct {
 		name    string
 		body    io.Reader
