@@ -1,0 +1,143 @@
+package discovery
+
+import (
+	"cmp"
+	"context"
+	"maps"
+	"slices"
+	"sync"
+)
+
+// Memory is a [Registry] held in memory: the registry of a single process, of
+// tests, and of several services run in one binary. Every registered instance
+// is healthy until it is deregistered. Make one with [NewMemory]; it is safe for
+// concurrent use.
+type Memory struct {
+	mu       sync.RWMutex
+	services map[string]*memService
+	owner    map[string]string // instance ID -> service, to move an ID between services
+	version  uint64            // the last version handed out, across all services
+}
+
+type memService struct {
+	instances []Instance    // sorted by ID; replaced, never modified, on change
+	version   uint64        // of the last change
+	changed   chan struct{} // closed and replaced on every change
+}
+
+// NewMemory returns an empty in-memory registry.
+func NewMemory() *Memory {
+	return &Memory{services: make(map[string]*memService), owner: make(map[string]string)}
+}
+
+// Register adds in, or replaces the instance with the same ID, and wakes the
+// watchers of its service (and, when the ID moves from another service, of
+// that one). It returns an error only for an invalid instance.
+func (m *Memory) Register(ctx context.Context, in Instance) error {
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	in.Tags = slices.Clone(in.Tags) // the caller may reuse its slices and maps
+	in.Meta = maps.Clone(in.Meta)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if prev, ok := m.owner[in.ID]; ok && prev != in.Service {
+		m.remove(prev, in.ID)
+	}
+	m.owner[in.ID] = in.Service
+	s := m.service(in.Service)
+	next := make([]Instance, 0, len(s.instances)+1)
+	for _, old := range s.instances {
+		if old.ID != in.ID {
+			next = append(next, old)
+		}
+	}
+	next = append(next, in)
+	slices.SortFunc(next, func(a, b Instance) int { return cmp.Compare(a.ID, b.ID) })
+	m.publish(s, next)
+	return nil
+}
+
+// Deregister removes the instance with in's ID, from whatever service holds it,
+// and wakes that service's watchers. An unknown ID is not an error.
+func (m *Memory) Deregister(ctx context.Context, in Instance) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if svc, ok := m.owner[in.ID]; ok {
+		m.remove(svc, in.ID)
+		delete(m.owner, in.ID)
+	}
+	return nil
+}
+
+// Resolve returns the instances of service, sorted by ID, without copying or
+// allocating; the slice must not be modified. It returns an error wrapping
+// [ErrNoInstances] when there is none.
+func (m *Memory) Resolve(ctx context.Context, service string) ([]Instance, error) {
+	var instances []Instance
+	m.mu.RLock()
+	if s := m.services[service]; s != nil {
+		instances = s.instances
+	}
+	m.mu.RUnlock()
+	if len(instances) == 0 {
+		return nil, noInstances(service)
+	}
+	return instances, nil
+}
+
+// Watch waits until the instances of service differ from the version after and
+// returns them with their version. Pass 0 first: it returns at once with the
+// current instances (possibly none) and their version; pass that version back
+// to wait for the next change. A watcher that falls behind gets the latest
+// instances, never a stale set, so it is told of every change without the
+// registry buffering any for it. Watch returns ctx's error when ctx ends first.
+// The slice must not be modified.
+func (m *Memory) Watch(ctx context.Context, service string, after uint64) ([]Instance, uint64, error) {
+	for {
+		m.mu.Lock()
+		s := m.service(service)
+		instances, version, changed := s.instances, s.version, s.changed
+		m.mu.Unlock()
+		if version != after {
+			return instances, version, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, after, ctx.Err()
+		}
+	}
+}
+
+// service returns the entry for name, making it; m.mu must be held for writing.
+func (m *Memory) service(name string) *memService {
+	s := m.services[name]
+	if s == nil {
+		m.version++
+		s = &memService{version: m.version, changed: make(chan struct{})}
+		m.services[name] = s
+	}
+	return s
+}
+
+// remove takes the instance id out of service svc; m.mu must be held.
+func (m *Memory) remove(svc, id string) {
+	s := m.services[svc]
+	if s == nil {
+		return
+	}
+	next := slices.DeleteFunc(slices.Clone(s.instances), func(in Instance) bool { return in.ID == id })
+	if len(next) != len(s.instances) {
+		m.publish(s, next)
+	}
+}
+
+// publish makes instances the current set of s and wakes its watchers.
+func (m *Memory) publish(s *memService, instances []Instance) {
+	m.version++
+	s.instances = instances
+	s.version = m.version
+	close(s.changed)
+	s.changed = make(chan struct{})
+}

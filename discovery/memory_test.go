@@ -1,0 +1,133 @@
+package discovery_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/discovery/discoverytest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestMemoryConformance(t *testing.T) {
+	t.Parallel()
+	discoverytest.Run(t, discoverytest.Suite{
+		New:  func(*testing.T) discovery.Registry { return discovery.NewMemory() },
+		IDs:  true,
+		Tags: true,
+		Meta: true,
+	})
+}
+
+func TestMemoryWatchSeesEveryChange(t *testing.T) {
+	t.Parallel()
+	m := discovery.NewMemory()
+	ctx, cancel := context.WithTimeout(context.Background(), discoverytest.WaitFor)
+	defer cancel()
+
+	got, v0, err := m.Watch(ctx, "users", 0)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("first Watch = %v, %v; want no instances at once", got, err)
+	}
+	a := discoverytest.Instance("users", 1)
+	changed := make(chan []discovery.Instance, 1)
+	var v1 uint64
+	go func() {
+		set, v, err := m.Watch(ctx, "users", v0) // blocks until the change
+		if err != nil {
+			t.Error(err)
+		}
+		v1 = v
+		changed <- set
+	}()
+	if err := m.Register(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if set := <-changed; len(set) != 1 || set[0].ID != a.ID {
+		t.Fatalf("watch woke with %v, want %s", set, a.ID)
+	}
+
+	// Two changes while nobody watches: the next Watch returns the latest set.
+	b := discoverytest.Instance("users", 2)
+	if err := m.Register(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Deregister(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	set, v2, err := m.Watch(ctx, "users", v1)
+	if err != nil || len(set) != 1 || set[0].ID != b.ID || v2 == v1 {
+		t.Fatalf("Watch after two changes = %v (version %d after %d), %v; want only %s", set, v2, v1, err, b.ID)
+	}
+
+	// No change: Watch ends with its context.
+	short, stop := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer stop()
+	if _, v, err := m.Watch(short, "users", v2); !errors.Is(err, context.DeadlineExceeded) || v != v2 {
+		t.Fatalf("Watch without a change = version %d, %v; want %d and the context's error", v, err, v2)
+	}
+}
+
+func TestMemoryMovesAnIDBetweenServices(t *testing.T) {
+	t.Parallel()
+	m := discovery.NewMemory()
+	ctx := context.Background()
+	in := discoverytest.Instance("users", 1)
+	if err := m.Register(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	in.Service = "orders"
+	if err := m.Register(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Resolve(ctx, "users"); !errors.Is(err, discovery.ErrNoInstances) {
+		t.Fatalf("users still resolves after its instance moved: %v", err)
+	}
+	if got, err := m.Resolve(ctx, "orders"); err != nil || len(got) != 1 {
+		t.Fatalf("orders = %v, %v", got, err)
+	}
+}
+
+func TestMemoryKeepsItsOwnCopy(t *testing.T) {
+	t.Parallel()
+	m := discovery.NewMemory()
+	in := discoverytest.Instance("users", 1)
+	if err := m.Register(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	in.Tags[0] = "changed-after"
+	in.Meta["version"] = "changed-after"
+	got, _ := m.Resolve(context.Background(), "users")
+	if got[0].Tags[0] == "changed-after" || got[0].Meta["version"] == "changed-after" {
+		t.Fatalf("the caller's later changes reached the registry: %+v", got[0])
+	}
+}
+
+func BenchmarkResolve(b *testing.B) {
+	ctx := context.Background()
+	m := discovery.NewMemory()
+	for i := range 3 {
+		if err := m.Register(ctx, discoverytest.Instance("users", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	static, err := discovery.ParseStatic("users=127.0.0.1:1,127.0.0.1:2,127.0.0.1:3")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, r := range map[string]discovery.Resolver{"memory": m, "static": static} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Resolve(ctx, "users"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,228 @@
+// Package resolvecache serves discovery.Resolver.Resolve from memory for
+// resolvers whose source is remote (Consul, DNS): one background watch per
+// service keeps the instances current, and Resolve reads them without a call.
+//
+// It is written here rather than taken from a library because what it must do
+// is specific: keep the last-known-good set while the source fails (an error
+// never empties it), say how stale that set is, back off with jitter, and stop
+// every goroutine it started when closed. It is internal so that
+// discovery/consul and discovery/dns share it without making it API.
+package resolvecache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pier-go/pier/discovery"
+)
+
+// Fetch returns the instances of service once they may differ from those at
+// index, with the index of what it returns: a Consul blocking query, or a DNS
+// lookup after the refresh interval. Index 0 asks for the current instances at
+// once. A Fetch returns promptly when ctx ends.
+type Fetch func(ctx context.Context, service string, index uint64) ([]discovery.Instance, uint64, error)
+
+// Options tune a Cache. Zero values mean the defaults.
+type Options struct {
+	// MinBackoff is the first wait after a failed fetch; it doubles up to
+	// MaxBackoff, with jitter, and resets on success. Defaults: 250 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+	// OnChange, if set, is called from the watch goroutine after every fetch with
+	// the service and its new state.
+	OnChange func(service string, st State)
+}
+
+// State is what a Cache knows of one service.
+type State struct {
+	// Instances is the last-known-good set (nil until a fetch succeeded).
+	Instances []discovery.Instance
+	// Synced reports whether a fetch has ever succeeded.
+	Synced bool
+	// Updated is when the last fetch succeeded.
+	Updated time.Time
+	// Err is the error of the last fetch, nil when it succeeded.
+	Err error
+	// Failures counts the fetches that failed in a row.
+	Failures int
+}
+
+// Staleness is how long the instances have gone unconfirmed: 0 while the last
+// fetch succeeded, else the time since the last success (since the watch began,
+// when there was none).
+func (s State) Staleness(now time.Time) time.Duration {
+	if s.Err == nil {
+		return 0
+	}
+	return now.Sub(s.Updated)
+}
+
+// Cache is safe for concurrent use.
+type Cache struct {
+	name  string // for errors: "consul", "dns"
+	fetch Fetch
+	opts  Options
+
+	ctx    context.Context // ends when the cache is closed
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.RWMutex
+	entries map[string]*entry
+	closed  bool
+}
+
+type entry struct {
+	service string
+	ready   chan struct{} // closed after the first fetch, failed or not
+	state   atomic.Pointer[State]
+}
+
+// New returns a Cache that fetches with fetch; name prefixes its errors.
+func New(name string, fetch Fetch, opts Options) *Cache {
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 250 * time.Millisecond
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(30*time.Second, opts.MinBackoff)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Cache{name: name, fetch: fetch, opts: opts, ctx: ctx, cancel: cancel, entries: make(map[string]*entry)}
+}
+
+// Resolve returns the cached instances of service. The first call for a service
+// starts its watch and waits for the first fetch, or for ctx; later calls only
+// read memory. When no fetch has succeeded yet it returns the last error; a
+// failure after that keeps the last-known-good instances. It returns an error
+// wrapping discovery.ErrNoInstances when the service has none.
+func (c *Cache) Resolve(ctx context.Context, service string) ([]discovery.Instance, error) {
+	e, err := c.entry(service)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-e.ready:
+	default:
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: resolve %q: %w", c.name, service, ctx.Err())
+		}
+	}
+	st := e.state.Load()
+	if !st.Synced {
+		return nil, fmt.Errorf("%s: resolve %q: %w", c.name, service, st.Err)
+	}
+	if len(st.Instances) == 0 {
+		return nil, fmt.Errorf("%s: %w for %q", c.name, discovery.ErrNoInstances, service)
+	}
+	return st.Instances, nil
+}
+
+// State returns what the cache knows of service, and false when nothing has
+// resolved it yet.
+func (c *Cache) State(service string) (State, bool) {
+	c.mu.RLock()
+	e := c.entries[service]
+	c.mu.RUnlock()
+	if e == nil {
+		return State{}, false
+	}
+	return *e.state.Load(), true
+}
+
+// Close stops every watch and waits for them. Resolve fails after it. Close is
+// idempotent.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// entry returns the entry of service, starting its watch on first use.
+func (c *Cache) entry(service string) (*entry, error) {
+	c.mu.RLock()
+	e, closed := c.entries[service], c.closed
+	c.mu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	if closed {
+		return nil, fmt.Errorf("%s: resolve %q: resolver closed", c.name, service)
+	}
+	if err := discovery.ValidateServiceName(service); err != nil {
+		return nil, fmt.Errorf("%s: resolve: %w", c.name, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("%s: resolve %q: resolver closed", c.name, service)
+	}
+	if e = c.entries[service]; e != nil {
+		return e, nil
+	}
+	e = &entry{service: service, ready: make(chan struct{})}
+	e.state.Store(&State{Updated: time.Now(), Err: errors.New("no answer yet")})
+	c.entries[service] = e
+	c.wg.Add(1)
+	go c.watch(e)
+	return e, nil
+}
+
+// watch keeps e current until the cache closes.
+func (c *Cache) watch(e *entry) {
+	defer c.wg.Done()
+	var index uint64
+	backoff := c.opts.MinBackoff
+	first := true
+	for c.ctx.Err() == nil {
+		instances, next, err := c.fetch(c.ctx, e.service, index)
+		if c.ctx.Err() != nil {
+			return
+		}
+		prev := e.state.Load()
+		st := *prev
+		if err != nil {
+			st.Err = fmt.Errorf("%s: watch %q: %w", c.name, e.service, err)
+			st.Failures++
+		} else {
+			st = State{Instances: instances, Synced: true, Updated: time.Now()}
+			// An index that goes backwards (a Consul snapshot restore) must not
+			// leave the watch waiting for an index that will not come back.
+			if next < index {
+				next = 0
+			}
+			index = next
+		}
+		e.state.Store(&st)
+		if first {
+			close(e.ready)
+			first = false
+		}
+		if c.opts.OnChange != nil {
+			c.opts.OnChange(e.service, st)
+		}
+		if err == nil {
+			backoff = c.opts.MinBackoff
+			continue
+		}
+		// Half the backoff plus a random part of the other half: spread out, so
+		// that every instance of a caller does not retry in step.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(2*backoff, c.opts.MaxBackoff)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
