@@ -42,7 +42,7 @@ func (in Instance) Validate() error {
 	}
 	host, port, err := net.SplitHostPort(in.Addr)
 	if err != nil {
-		return fmt.Errorf("discovery: instance %q: address %q: %w", in.ID, in.Addr, err)
+		return fmt.Errorf("discovery: instance %q: %w", in.ID, err) // net's error names the address
 	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 || host == "" {
 		return fmt.Errorf("discovery: instance %q: address %q: want host:port with a port from 1 to 65535", in.ID, in.Addr)

@@ -1,0 +1,85 @@
+package discovery_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pier-go/pier/discovery"
+)
+
+func ExampleNewMemory() {
+	ctx := context.Background()
+	reg := discovery.NewMemory()
+	_ = reg.Register(ctx, discovery.Instance{ID: "users-1", Service: "users", Addr: "10.0.0.5:8080"})
+	_ = reg.Register(ctx, discovery.Instance{ID: "users-2", Service: "users", Addr: "10.0.0.6:8080"})
+
+	users, err := reg.Resolve(ctx, "users")
+	fmt.Println(len(users), users[0].Addr, err)
+
+	_, err = reg.Resolve(ctx, "orders")
+	fmt.Println(errors.Is(err, discovery.ErrNoInstances), err)
+	// Output:
+	// 2 10.0.0.5:8080 <nil>
+	// true discovery: no healthy instances for "orders"
+}
+
+// Watch follows a service: pass back the version it returned to wait for the
+// next change.
+func ExampleMemory_Watch() {
+	ctx := context.Background()
+	reg := discovery.NewMemory()
+	_, version, _ := reg.Watch(ctx, "users", 0) // at once: nothing yet
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		set, _, _ := reg.Watch(ctx, "users", version) // waits for the change
+		fmt.Println("now", len(set), "instance:", set[0].ID)
+	}()
+	_ = reg.Register(ctx, discovery.Instance{ID: "users-1", Service: "users", Addr: "10.0.0.5:8080"})
+	<-done
+	// Output:
+	// now 1 instance: users-1
+}
+
+func ExampleNewStatic() {
+	reg, err := discovery.NewStatic(map[string][]string{
+		"users": {"10.0.0.5:8080", "10.0.0.6:8080"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	users, _ := reg.Resolve(context.Background(), "users")
+	for _, in := range users {
+		fmt.Println(in.ID, in.Addr)
+	}
+	// Output:
+	// users@10.0.0.5:8080 10.0.0.5:8080
+	// users@10.0.0.6:8080 10.0.0.6:8080
+}
+
+// The same registry from text, as StaticFromEnv reads it from PIER_SERVICES.
+func ExampleParseStatic() {
+	reg, err := discovery.ParseStatic("users=10.0.0.5:8080,10.0.0.6:8080; orders=orders.internal:9000")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	orders, _ := reg.Resolve(context.Background(), "orders")
+	fmt.Println(orders[0].Addr)
+
+	_, err = discovery.ParseStatic("users=10.0.0.5")
+	fmt.Println(err)
+	// Output:
+	// orders.internal:9000
+	// discovery: instance "users@10.0.0.5": address 10.0.0.5: missing port in address
+}
+
+func ExampleInstance_Validate() {
+	in := discovery.Instance{ID: "u1", Service: "Users", Addr: "10.0.0.5:8080"}
+	fmt.Println(in.Validate())
+	// Output:
+	// discovery: instance "u1": invalid service name "Users": want 1 to 63 lowercase letters, digits and inner hyphens
+}
