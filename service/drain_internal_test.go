@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -9,20 +10,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/health"
 )
 
 // TestDrainServesWhileUnready holds a Service in its drain delay (the drain
-// timer is the test's) and looks at it from outside: readiness is 503, liveness
-// 200, new requests are still served, with keep-alives off so callers move on.
+// timer is the test's) and looks at it from outside: it has left the registry,
+// readiness is 503, liveness 200, and new requests are still served, with
+// keep-alives off so callers move on.
 func TestDrainServesWhileUnready(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := discovery.NewMemory()
 	svc, err := New("test", WithListener(ln), WithLogger(slog.New(slog.DiscardHandler)),
-		WithShutdown(time.Hour, 10*time.Second))
+		WithShutdown(time.Hour, 10*time.Second), WithRegistry(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +56,18 @@ func TestDrainServesWhileUnready(t *testing.T) {
 	if code, _ := getStatus(ReadyPath); code != http.StatusOK {
 		t.Fatalf("ready while serving = %d, want 200", code)
 	}
+	watchCtx, stopWatch := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stopWatch()
+	var version uint64
+	for { // until registered: Memory.Watch wakes on every change
+		set, v, err := reg.Watch(watchCtx, "test", version)
+		if err != nil {
+			t.Fatalf("the instance was not registered: %v", err)
+		}
+		if version = v; len(set) == 1 {
+			break
+		}
+	}
 
 	cancel()
 	select {
@@ -64,6 +80,10 @@ func TestDrainServesWhileUnready(t *testing.T) {
 	}
 	if got := svc.Health().State(); got != health.StateDraining {
 		t.Fatalf("state during drain = %v, want draining", got)
+	}
+	// Deregistered before the drain, so while the listener still serves.
+	if got, err := reg.Resolve(context.Background(), "test"); !errors.Is(err, discovery.ErrNoInstances) {
+		t.Fatalf("during the drain the registry still has %v", got)
 	}
 	if code, _ := getStatus(ReadyPath); code != http.StatusServiceUnavailable {
 		t.Fatalf("ready during drain = %d, want 503", code)

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/health"
 	"github.com/pier-go/pier/service"
 )
@@ -176,4 +178,45 @@ func ExampleBodyLimit() {
 	fmt.Print(rec.Code, " ", rec.Body.String())
 	// Output:
 	// 413 {"title":"Request Entity Too Large","status":413,"detail":"request body exceeds the limit of 8 bytes"}
+}
+
+// A Service registers itself once it serves and leaves the registry first thing
+// when it stops. The memory registry stands in for Consul or any other.
+func ExampleWithRegistry() {
+	reg := discovery.NewMemory()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	svc, err := service.New("users",
+		service.WithListener(ln),
+		service.WithLogger(slog.New(slog.DiscardHandler)),
+		service.WithRegistry(reg),
+		service.WithInstanceID("users-1"),
+		service.WithShutdown(0, 5*time.Second),
+	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+
+	var set []discovery.Instance
+	var version uint64
+	for len(set) == 0 && err == nil { // Watch wakes on every change
+		set, version, err = reg.Watch(ctx, "users", version)
+	}
+	fmt.Println("registered:", set[0].ID, set[0].Addr == ln.Addr().String())
+
+	stop()
+	fmt.Println("Run returned:", <-done)
+	_, err = reg.Resolve(context.Background(), "users")
+	fmt.Println("after stop:", errors.Is(err, discovery.ErrNoInstances))
+	// Output:
+	// registered: users-1 true
+	// Run returned: <nil>
+	// after stop: true
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/health"
 )
 
@@ -68,6 +69,10 @@ type config struct {
 	shutdownTimeout time.Duration
 	hooks           []Hook
 	accessLog       bool
+	registry        discovery.Registry
+	advertise       string
+	instanceID      string
+	tags            []string
 }
 
 func defaultConfig() config {

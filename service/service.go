@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/health"
 )
 
@@ -39,6 +40,8 @@ type Service struct {
 	// after starts the drain delay; tests replace it to hold a Service in its
 	// draining state for as long as they look at it.
 	after func(time.Duration) <-chan time.Time
+
+	registration *registration // nil without a registry
 
 	mu      sync.Mutex
 	routeEr []error // errors of Handle calls made before Run
@@ -86,6 +89,12 @@ func New(name string, opts ...Option) (*Service, error) {
 	}
 
 	s := &Service{name: name, cfg: cfg, logger: logger, mux: http.NewServeMux(), health: mon, after: time.After}
+	if cfg.registry != nil {
+		s.registration = newRegistration(cfg.registry)
+		if err := mon.Add(RegistryCheck, s.registration, health.NonCritical()); err != nil {
+			return nil, fmt.Errorf("service %q: %w", name, err)
+		}
+	}
 	s.Handle("GET "+LivePath, mon.LiveHandler())
 	s.Handle("GET "+ReadyPath, mon.ReadyHandler())
 	s.Handle("GET "+HealthPath, mon.DetailHandler())
@@ -214,9 +223,13 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // OnStart hooks in order, marks the Service serving, and serves. Readiness is
 // true from then on while every critical health check passes.
 //
+// With a registry ([WithRegistry]), Run registers the instance in the
+// background once it serves and is ready, retrying while the registry is down.
+//
 // Stopping, when ctx ends: readiness turns false (503) and keep-alives are
-// turned off, so that load balancers and clients move away; Run waits the drain
-// delay while still serving; then http.Server.Shutdown waits for in-flight
+// turned off, and the instance is deregistered, so that registries, load
+// balancers and clients move away; Run waits the drain delay while still
+// serving; then http.Server.Shutdown waits for in-flight
 // requests, within the shutdown timeout (connections still open after it are
 // closed); then the OnStop hooks run in reverse order. Run returns the errors of
 // these steps joined.
@@ -242,6 +255,13 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	addr := ln.Addr()
 	s.addr.Store(&addr)
+	var in discovery.Instance
+	if s.registration != nil {
+		if in, err = s.instance(addr); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
 
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -266,6 +286,20 @@ func (s *Service) Run(ctx context.Context) error {
 	s.logger.LogAttrs(ctx, slog.LevelInfo, "service started",
 		slog.String("addr", addr.String()), slog.String("version", s.cfg.version))
 
+	// Register only now that the listener is bound, in the background: a
+	// registry that is down must not stop the Service from serving.
+	regCtx, stopRegistering := context.WithCancel(ctx)
+	defer stopRegistering()
+	registered := make(chan struct{})
+	if s.registration != nil {
+		go func() {
+			defer close(registered)
+			s.register(regCtx, in)
+		}()
+	} else {
+		close(registered)
+	}
+
 	var errs []error
 	select {
 	case <-ctx.Done():
@@ -278,6 +312,13 @@ func (s *Service) Run(ctx context.Context) error {
 	// attracting traffic, then wait for the world to notice, then drain.
 	s.health.SetState(health.StateDraining)
 	srv.SetKeepAlivesEnabled(false)
+	stopRegistering()
+	<-registered
+	if s.registration != nil {
+		if err := s.deregister(in); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if served != nil && s.cfg.drainDelay > 0 {
 		s.logger.LogAttrs(context.Background(), slog.LevelInfo, "service draining",
 			slog.Duration("drain_delay", s.cfg.drainDelay))
