@@ -45,7 +45,8 @@ type State struct {
 	Synced bool
 	// Updated is when the last fetch succeeded.
 	Updated time.Time
-	// Err is the error of the last fetch, nil when it succeeded.
+	// Err is the error of the last fetch, nil when it succeeded. Resolve wraps
+	// it with the resolver's name and the service.
 	Err error
 	// Failures counts the fetches that failed in a row.
 	Failures int
@@ -113,6 +114,9 @@ func (c *Cache) Resolve(ctx context.Context, service string) ([]discovery.Instan
 			return nil, fmt.Errorf("%s: resolve %q: %w", c.name, service, ctx.Err())
 		}
 	}
+	if c.ctx.Err() != nil {
+		return nil, c.closedError(service)
+	}
 	st := e.state.Load()
 	if !st.Synced {
 		return nil, fmt.Errorf("%s: resolve %q: %w", c.name, service, st.Err)
@@ -135,8 +139,8 @@ func (c *Cache) State(service string) (State, bool) {
 	return *e.state.Load(), true
 }
 
-// Close stops every watch and waits for them. Resolve fails after it. Close is
-// idempotent.
+// Close stops every watch and waits for them. Resolve fails after it, and so do
+// Resolves waiting for a first answer when it is called. Close is idempotent.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	c.closed = true
@@ -155,7 +159,7 @@ func (c *Cache) entry(service string) (*entry, error) {
 		return e, nil
 	}
 	if closed {
-		return nil, fmt.Errorf("%s: resolve %q: resolver closed", c.name, service)
+		return nil, c.closedError(service)
 	}
 	if err := discovery.ValidateServiceName(service); err != nil {
 		return nil, fmt.Errorf("%s: resolve: %w", c.name, err)
@@ -163,7 +167,7 @@ func (c *Cache) entry(service string) (*entry, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, fmt.Errorf("%s: resolve %q: resolver closed", c.name, service)
+		return nil, c.closedError(service)
 	}
 	if e = c.entries[service]; e != nil {
 		return e, nil
@@ -176,12 +180,21 @@ func (c *Cache) entry(service string) (*entry, error) {
 	return e, nil
 }
 
+func (c *Cache) closedError(service string) error {
+	return fmt.Errorf("%s: resolve %q: resolver closed", c.name, service)
+}
+
 // watch keeps e current until the cache closes.
 func (c *Cache) watch(e *entry) {
-	defer c.wg.Done()
+	first := true
+	defer func() {
+		if first { // closed before the first answer: release the waiting Resolves
+			close(e.ready)
+		}
+		c.wg.Done()
+	}()
 	var index uint64
 	backoff := c.opts.MinBackoff
-	first := true
 	for c.ctx.Err() == nil {
 		instances, next, err := c.fetch(c.ctx, e.service, index)
 		if c.ctx.Err() != nil {
@@ -190,7 +203,7 @@ func (c *Cache) watch(e *entry) {
 		prev := e.state.Load()
 		st := *prev
 		if err != nil {
-			st.Err = fmt.Errorf("%s: watch %q: %w", c.name, e.service, err)
+			st.Err = err
 			st.Failures++
 		} else {
 			st = State{Instances: instances, Synced: true, Updated: time.Now()}

@@ -3,6 +3,7 @@ package resolvecache
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -162,5 +163,55 @@ func BenchmarkResolveCached(b *testing.B) {
 		if _, err := c.Resolve(ctx, "users"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Regression: Close during a service's first fetch left Resolve waiting forever.
+func TestCloseReleasesAWaitingFirstResolve(t *testing.T) {
+	src := &source{steps: make(chan step)} // never answers
+	c := New("test", src.fetch, Options{})
+	got := make(chan error, 1)
+	go func() {
+		_, err := c.Resolve(context.Background(), "users") // no deadline of its own
+		got <- err
+	}()
+	waitUntil(t, "the first fetch is running", func() bool { return src.fetches.Load() == 1 })
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err == nil || !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("Resolve = %v, want the resolver closed", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("Resolve still waits after Close")
+	}
+}
+
+// Regression: a service resolved before Close kept answering from the cache.
+func TestResolveOfAKnownServiceFailsAfterClose(t *testing.T) {
+	src := &source{steps: make(chan step, 1)}
+	c := New("test", src.fetch, Options{})
+	src.steps <- step{instances: []discovery.Instance{inst(1)}, index: 1}
+	if _, err := c.Resolve(context.Background(), "users"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Resolve(context.Background(), "users"); err == nil {
+		t.Fatal("Resolve after Close answered from the cache")
+	}
+}
+
+func TestFirstFailureErrorIsPrefixedOnce(t *testing.T) {
+	src := &source{steps: make(chan step, 1)}
+	c := New("test", src.fetch, Options{MinBackoff: time.Hour})
+	defer c.Close()
+	src.steps <- step{err: errors.New("agent down")}
+	_, err := c.Resolve(context.Background(), "users")
+	if err == nil || err.Error() != `test: resolve "users": agent down` {
+		t.Fatalf("Resolve error = %v, want one prefix", err)
 	}
 }
