@@ -1,6 +1,6 @@
 module github.com/pier-go/pier/examples
 
-go 1.26.0
+go 1.26.7
 
 require (
 	github.com/pier-go/pier v0.0.0

@@ -1,0 +1,4 @@
+package dns
+
+// DialContext is the dial of the default resolver, for the tests' resolvers.
+var DialContext = dialContext
