@@ -205,6 +205,13 @@ func (c *Cache) watch(e *entry) {
 		if err != nil {
 			st.Err = err
 			st.Failures++
+			// Ask for the current set at once when the source answers again,
+			// rather than wait on the last index: the set may have changed
+			// meanwhile, staleness should end with the first answer, not after a
+			// whole blocking wait, and a source whose index restarted lower (a
+			// new Consul cluster, a snapshot restore) would otherwise hold the
+			// query for an index it has not reached.
+			index = 0
 		} else {
 			st = State{Instances: instances, Synced: true, Updated: time.Now()}
 			// An index that goes backwards (a Consul snapshot restore) must not

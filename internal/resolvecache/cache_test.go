@@ -215,3 +215,20 @@ func TestFirstFailureErrorIsPrefixedOnce(t *testing.T) {
 		t.Fatalf("Resolve error = %v, want one prefix", err)
 	}
 }
+
+// Regression: after a failure the watch kept blocking on the last index, so the
+// set stayed stale for a whole wait once the source was back.
+func TestAfterAFailureTheWatchAsksAfresh(t *testing.T) {
+	src := &source{steps: make(chan step)}
+	c := New("test", src.fetch, Options{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	defer c.Close()
+	go func() { src.steps <- step{instances: []discovery.Instance{inst(1)}, index: 40} }()
+	if _, err := c.Resolve(context.Background(), "users"); err != nil {
+		t.Fatal(err)
+	}
+	src.steps <- step{err: errors.New("agent restarting")}
+	waitUntil(t, "the watch asks with index 0 after the failure", func() bool {
+		v, _ := src.index.Load("users")
+		return src.fetches.Load() >= 3 && v == uint64(0)
+	})
+}
