@@ -49,8 +49,10 @@ help: ## list the targets
 		awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 	@echo 'variables: PKGS="$(PKGS)" TESTFLAGS="$(TESTFLAGS)" BENCH=$(BENCH) PKG=$(PKG) BENCHCOUNT=$(BENCHCOUNT) GOFLAGS=...'
 
-test: ## go test -race -count=1 over the root and examples modules
-	PATH="$(BIN):$$PATH" $(GO) test -race -count=1 $(TESTFLAGS) $(PKGS)
+# The Consul tests start a real agent (consul agent -dev) from .cache/bin; with
+# PIER_REQUIRE_CONSUL=1 a missing agent fails them instead of skipping them.
+test: consul ## build the Consul agent if missing, then go test -race -count=1 over both modules
+	PATH="$(BIN):$$PATH" PIER_REQUIRE_CONSUL=1 $(GO) test -race -count=1 $(TESTFLAGS) $(PKGS)
 
 lint: ## gofmt check, go vet and staticcheck over both modules (all run; fails if any fails)
 	@$(MAKE) --no-print-directory --keep-going fmt-check vet staticcheck
