@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Memory is a [Registry] held in memory: the registry of a single process, of
@@ -13,7 +14,12 @@ import (
 // is healthy until it is deregistered. Make one with [NewMemory]; it is safe for
 // concurrent use.
 type Memory struct {
-	mu       sync.RWMutex
+	// resolved maps each service to its instances for Resolve: replaced on every
+	// change, so Resolve, which runs on every request from every core, reads it
+	// without a lock.
+	resolved atomic.Pointer[map[string][]Instance]
+
+	mu       sync.Mutex // guards the rest
 	services map[string]*memService
 	owner    map[string]string // instance ID -> service, to move an ID between services
 	version  uint64            // the last version handed out, across all services
@@ -27,7 +33,9 @@ type memService struct {
 
 // NewMemory returns an empty in-memory registry.
 func NewMemory() *Memory {
-	return &Memory{services: make(map[string]*memService), owner: make(map[string]string)}
+	m := &Memory{services: make(map[string]*memService), owner: make(map[string]string)}
+	m.resolved.Store(&map[string][]Instance{})
+	return m
 }
 
 // Register adds in, or replaces the instance with the same ID, and wakes the
@@ -74,12 +82,7 @@ func (m *Memory) Deregister(ctx context.Context, in Instance) error {
 // allocating; the slice must not be modified. It returns an error wrapping
 // [ErrNoInstances] when there is none.
 func (m *Memory) Resolve(ctx context.Context, service string) ([]Instance, error) {
-	var instances []Instance
-	m.mu.RLock()
-	if s := m.services[service]; s != nil {
-		instances = s.instances
-	}
-	m.mu.RUnlock()
+	instances := (*m.resolved.Load())[service]
 	if len(instances) == 0 {
 		return nil, noInstances(service)
 	}
@@ -133,11 +136,19 @@ func (m *Memory) remove(svc, id string) {
 	}
 }
 
-// publish makes instances the current set of s and wakes its watchers.
+// publish makes instances the current set of s and wakes its watchers; m.mu
+// must be held.
 func (m *Memory) publish(s *memService, instances []Instance) {
 	m.version++
 	s.instances = instances
 	s.version = m.version
 	close(s.changed)
 	s.changed = make(chan struct{})
+	resolved := make(map[string][]Instance, len(m.services))
+	for name, svc := range m.services {
+		if len(svc.instances) > 0 {
+			resolved[name] = svc.instances
+		}
+	}
+	m.resolved.Store(&resolved)
 }

@@ -130,4 +130,16 @@ func BenchmarkResolve(b *testing.B) {
 			}
 		})
 	}
+	// Every core resolving at once, as a busy client does.
+	b.Run("memory-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := m.Resolve(ctx, "users"); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -72,8 +73,12 @@ type Cache struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.RWMutex
-	entries map[string]*entry
+	// entries is read on every Resolve, from every core, and written only when
+	// a service is resolved for the first time: a map replaced on write behind
+	// an atomic pointer, so reads take no lock (an RWMutex's reader count made
+	// parallel Resolves five times slower than serial ones on 2 cores).
+	entries atomic.Pointer[map[string]*entry]
+	mu      sync.Mutex // serialises writers of entries and closed
 	closed  bool
 }
 
@@ -92,7 +97,9 @@ func New(name string, fetch Fetch, opts Options) *Cache {
 		opts.MaxBackoff = max(30*time.Second, opts.MinBackoff)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Cache{name: name, fetch: fetch, opts: opts, ctx: ctx, cancel: cancel, entries: make(map[string]*entry)}
+	c := &Cache{name: name, fetch: fetch, opts: opts, ctx: ctx, cancel: cancel}
+	c.entries.Store(&map[string]*entry{})
+	return c
 }
 
 // Resolve returns the cached instances of service. The first call for a service
@@ -130,9 +137,7 @@ func (c *Cache) Resolve(ctx context.Context, service string) ([]discovery.Instan
 // State returns what the cache knows of service, and false when nothing has
 // resolved it yet.
 func (c *Cache) State(service string) (State, bool) {
-	c.mu.RLock()
-	e := c.entries[service]
-	c.mu.RUnlock()
+	e := (*c.entries.Load())[service]
 	if e == nil {
 		return State{}, false
 	}
@@ -152,14 +157,8 @@ func (c *Cache) Close() error {
 
 // entry returns the entry of service, starting its watch on first use.
 func (c *Cache) entry(service string) (*entry, error) {
-	c.mu.RLock()
-	e, closed := c.entries[service], c.closed
-	c.mu.RUnlock()
-	if e != nil {
+	if e := (*c.entries.Load())[service]; e != nil {
 		return e, nil
-	}
-	if closed {
-		return nil, c.closedError(service)
 	}
 	if err := discovery.ValidateServiceName(service); err != nil {
 		return nil, fmt.Errorf("%s: resolve: %w", c.name, err)
@@ -169,12 +168,16 @@ func (c *Cache) entry(service string) (*entry, error) {
 	if c.closed {
 		return nil, c.closedError(service)
 	}
-	if e = c.entries[service]; e != nil {
+	old := *c.entries.Load()
+	if e := old[service]; e != nil {
 		return e, nil
 	}
-	e = &entry{service: service, ready: make(chan struct{})}
+	e := &entry{service: service, ready: make(chan struct{})}
 	e.state.Store(&State{Updated: time.Now(), Err: errors.New("no answer yet")})
-	c.entries[service] = e
+	next := make(map[string]*entry, len(old)+1)
+	maps.Copy(next, old)
+	next[service] = e
+	c.entries.Store(&next)
 	c.wg.Add(1)
 	go c.watch(e)
 	return e, nil
