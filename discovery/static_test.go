@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/discovery/discoverytest"
 )
 
 func TestParseStatic(t *testing.T) {
@@ -89,4 +92,61 @@ func TestStaticRegisterIsANoOp(t *testing.T) {
 	if got, _ := reg.Resolve(ctx, "users"); len(got) != 1 || got[0].Addr != "10.0.0.1:80" {
 		t.Fatalf("static instances changed: %v", got)
 	}
+}
+
+// staticSource is the configuration behind a Static registry, edited by
+// Register and Deregister as a deployment would edit PIER_SERVICES: each change
+// builds a new Static, and Resolve asks the current one. It lets Static run the
+// conformance suite, as the DNS tests run it by editing a zone.
+type staticSource struct {
+	mu  sync.Mutex
+	set map[string]discovery.Instance // by ID
+	cur atomic.Pointer[discovery.Static]
+}
+
+func newStaticSource(*testing.T) discovery.Registry {
+	s := &staticSource{set: make(map[string]discovery.Instance)}
+	_ = s.rebuild() // an empty configuration cannot fail
+	return s
+}
+
+// rebuild makes a Static of the current set; s.mu must be held.
+func (s *staticSource) rebuild() error {
+	services := make(map[string][]string)
+	for _, in := range s.set {
+		services[in.Service] = append(services[in.Service], in.Addr)
+	}
+	reg, err := discovery.NewStatic(services)
+	if err != nil {
+		return err
+	}
+	s.cur.Store(reg)
+	return nil
+}
+
+func (s *staticSource) Register(ctx context.Context, in discovery.Instance) error {
+	if err := in.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.set[in.ID] = in
+	return s.rebuild()
+}
+
+func (s *staticSource) Deregister(ctx context.Context, in discovery.Instance) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.set, in.ID)
+	return s.rebuild()
+}
+
+func (s *staticSource) Resolve(ctx context.Context, service string) ([]discovery.Instance, error) {
+	return s.cur.Load().Resolve(ctx, service)
+}
+
+func TestStaticConformance(t *testing.T) {
+	t.Parallel()
+	// Static instances are named service@addr and carry no tags or metadata.
+	discoverytest.Run(t, discoverytest.Suite{New: newStaticSource})
 }
