@@ -307,13 +307,26 @@ func (s *Service) Run(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("service %q: serve: %w", s.name, err))
 		served = nil
 	}
-
-	// Stop. The order is what keeps requests from being lost: first stop
-	// attracting traffic, then wait for the world to notice, then drain.
-	s.health.SetState(health.StateDraining)
-	srv.SetKeepAlivesEnabled(false)
 	stopRegistering()
 	<-registered
+	errs = append(errs, s.shutdown(srv, served, in)...)
+	errs = append(errs, s.stop(started))
+	if err := errors.Join(errs...); err != nil {
+		return err // main logs it: handled once
+	}
+	s.logger.LogAttrs(context.Background(), slog.LevelInfo, "service stopped")
+	return nil
+}
+
+// shutdown stops srv without losing a request, in the order that achieves it:
+// first stop attracting traffic (unready, no keep-alives, deregistered), then
+// wait for the world to notice (the drain delay, still serving), then let the
+// requests in flight finish. served is Serve's result, nil when Serve has
+// returned already.
+func (s *Service) shutdown(srv *http.Server, served <-chan error, in discovery.Instance) []error {
+	var errs []error
+	s.health.SetState(health.StateDraining)
+	srv.SetKeepAlivesEnabled(false)
 	if s.registration != nil {
 		if err := s.deregister(in); err != nil {
 			errs = append(errs, err)
@@ -330,25 +343,18 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 
-	shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
-	if err := srv.Shutdown(shutCtx); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
 		_ = srv.Close() // cut what is still open after the timeout
 		errs = append(errs, fmt.Errorf("service %q: shutdown: %w", s.name, err))
 	}
-	cancel()
 	if served != nil {
 		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("service %q: serve: %w", s.name, err))
 		}
 	}
-	errs = append(errs, s.stop(started))
-	err = errors.Join(errs...)
-	if err != nil {
-		s.logger.LogAttrs(context.Background(), slog.LevelError, "service stopped", slog.Any("error", err))
-	} else {
-		s.logger.LogAttrs(context.Background(), slog.LevelInfo, "service stopped")
-	}
-	return err
+	return errs
 }
 
 // listen returns the configured listener or binds the address.
