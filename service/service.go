@@ -54,8 +54,8 @@ type Service struct {
 // for a bad name or option, or when the default logger cannot be built from
 // LOG_LEVEL and LOG_FORMAT.
 func New(name string, opts ...Option) (*Service, error) {
-	if err := validName(name); err != nil {
-		return nil, err
+	if err := discovery.ValidateServiceName(name); err != nil {
+		return nil, fmt.Errorf("service: %w", err) // one rule for services and registries
 	}
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -100,20 +100,6 @@ func New(name string, opts ...Option) (*Service, error) {
 	s.Handle("GET "+HealthPath, mon.DetailHandler())
 	s.handler = s.stack(s.mux)
 	return s, nil
-}
-
-// validName reports whether name can stand as the host of http://name/path and
-// as a service name in Consul and DNS.
-func validName(name string) error {
-	ok := len(name) >= 1 && len(name) <= 63 && name[0] != '-' && name[len(name)-1] != '-'
-	for i := 0; ok && i < len(name); i++ {
-		c := name[i]
-		ok = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-'
-	}
-	if !ok {
-		return fmt.Errorf("service: invalid name %q: want 1 to 63 lowercase letters, digits and inner hyphens", name)
-	}
-	return nil
 }
 
 // stack wraps h in the built-in middleware, outermost first: recovery, request

@@ -26,11 +26,11 @@ func TestNewRejectsBadInput(t *testing.T) {
 		opts []service.Option
 		want string
 	}{
-		{"empty name", "", nil, "invalid name"},
-		{"upper case", "Users", nil, "invalid name"},
-		{"leading hyphen", "-users", nil, "invalid name"},
-		{"dot", "users.v1", nil, "invalid name"},
-		{"too long", strings.Repeat("a", 64), nil, "invalid name"},
+		{"empty name", "", nil, "invalid service name"},
+		{"upper case", "Users", nil, "invalid service name"},
+		{"leading hyphen", "-users", nil, "invalid service name"},
+		{"dot", "users.v1", nil, "invalid service name"},
+		{"too long", strings.Repeat("a", 64), nil, "invalid service name"},
 		{"nil option", "users", []service.Option{nil}, "nil option"},
 		{"empty address", "users", []service.Option{service.WithAddr("")}, "empty address"},
 		{"nil middleware", "users", []service.Option{service.WithMiddleware(nil)}, "nil middleware"},
