@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 
 	"github.com/pier-go/pier/discovery"
 )
@@ -82,4 +86,31 @@ func ExampleInstance_Validate() {
 	fmt.Println(in.Validate())
 	// Output:
 	// discovery: instance "u1": invalid service name "Users": want 1 to 63 lowercase letters, digits and inner hyphens
+}
+
+// A client calls services by name: the host of the URL is the service, and the
+// registry says where its instances are.
+func ExampleNewClient() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s for host %s\n", r.Method, r.URL.Path, r.Host)
+	}))
+	defer srv.Close()
+
+	reg := discovery.NewMemory()
+	_ = reg.Register(context.Background(), discovery.Instance{
+		ID: "users-1", Service: "users", Addr: strings.TrimPrefix(srv.URL, "http://"),
+	})
+
+	client := discovery.NewClient(reg) // P2C, 2 retries within a 20% budget, breaker, ejection
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://users/users/42")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Print(resp.Status, ": ", string(body))
+	// Output:
+	// 200 OK: GET /users/42 for host users
 }

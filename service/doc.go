@@ -25,13 +25,22 @@
 //
 // Every route gets, outermost first: [Recover], [RequestID], [AccessLog],
 // [Timeout] and [BodyLimit], then the middleware given to [WithMiddleware]. Each
-// is exported for use around any http.Handler. Errors the stack writes are RFC
+// is exported for use around any http.Handler, as are [IdempotencyKeys], which
+// makes retried POSTs run once per key, and resilience.Shed for load shedding. Errors the stack writes are RFC
 // 9457 problem documents ([Problem]).
 //
 // # Health
 //
 // Every Service serves GET /health/live, GET /health/ready and GET /health from a
 // [health.Monitor]: see [WithHealthCheck] and [Service.Health].
+//
+// # Calling other services
+//
+// [Service.Client] calls other services by name, http://users/users/42,
+// through the Service's registry, with balancing, retries within a budget,
+// circuit breaking and outlier ejection (see [discovery.NewClient]). The
+// deadline of the context passed to it travels downstream, and a Service adopts
+// a caller's smaller deadline.
 //
 // # Handlers
 //

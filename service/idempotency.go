@@ -17,12 +17,14 @@ import (
 	"time"
 
 	"github.com/pier-go/pier/internal/problem"
+	"github.com/pier-go/pier/resilience"
 )
 
 // IdempotencyKeyHeader is the request header that carries an idempotency key:
 // an opaque string a client picks for one operation and sends again with every
-// retry of it.
-const IdempotencyKeyHeader = "Idempotency-Key"
+// retry of it. It is [resilience.IdempotencyKeyHeader], which makes the pier
+// client retry the request.
+const IdempotencyKeyHeader = resilience.IdempotencyKeyHeader
 
 // IdempotentReplayedHeader is set to "true" on an answer that [IdempotencyKeys]
 // replayed from its store instead of running the handler.
@@ -556,8 +558,7 @@ func (iw *idempotencyWriter) response(ctx context.Context) *IdempotencyResponse 
 	switch {
 	case iw.hijacked, iw.tooLarge, iw.status == http.StatusSwitchingProtocols:
 		return nil
-	case iw.status == http.StatusTooManyRequests, iw.status == http.StatusBadGateway,
-		iw.status == http.StatusServiceUnavailable, iw.status == http.StatusGatewayTimeout:
+	case resilience.FailureStatus(iw.status):
 		return nil // retried by pier's client: the retry must run the handler
 	}
 	return &IdempotencyResponse{Status: iw.status, Header: iw.header, Body: iw.body}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/pier-go/pier/internal/problem"
@@ -80,14 +81,16 @@ func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 // request's context ([RequestIDFromContext]) and set on the response header. The
 // middleware is safe for concurrent use.
 func RequestID() func(http.Handler) http.Handler {
-	return requestContext(0)
+	return requestContext(0, false)
 }
 
-// requestContext returns middleware that sets the request ID and, when d > 0,
-// the request deadline, with one copy of the request for both: the Service's
-// stack uses it in place of RequestID and the deadline half of Timeout, since
-// copying a request is most of what either costs.
-func requestContext(d time.Duration) func(http.Handler) http.Handler {
+// requestContext returns middleware that sets the request ID and the request
+// deadline, with one copy of the request for both: the Service's stack uses it
+// in place of RequestID and the deadline half of Timeout, since copying a
+// request is most of what either costs. The deadline is d from now (none when
+// d <= 0), or, when adopt is set and the caller sent its remaining budget in
+// discovery.TimeoutHeader, that budget if it is smaller.
+func requestContext(d time.Duration, adopt bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var id string
@@ -98,9 +101,15 @@ func requestContext(d time.Duration) func(http.Handler) http.Handler {
 			}
 			w.Header()[requestIDKey] = []string{id}
 			ctx := requestid.NewContext(r.Context(), id)
-			if d > 0 {
+			limit, bounded := d, d > 0
+			if adopt {
+				if budget, ok := callerBudget(r.Header); ok && (!bounded || budget < limit) {
+					limit, bounded = budget, true // a budget of 0 is spent: the deadline has passed
+				}
+			}
+			if bounded {
 				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, d)
+				ctx, cancel = context.WithTimeout(ctx, limit)
 				defer cancel()
 			}
 			r2 := r.WithContext(ctx)
@@ -199,16 +208,35 @@ func Timeout(d time.Duration) func(http.Handler) http.Handler {
 	}
 }
 
+// callerBudget reads the caller's remaining time budget from
+// discovery.TimeoutHeader: whole milliseconds, at most a day. A malformed value
+// is ignored: the service's own timeout still bounds the request.
+func callerBudget(h http.Header) (time.Duration, bool) {
+	v := h[timeoutKey]
+	if len(v) != 1 {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(v[0], 10, 64)
+	if err != nil || ms < 0 || ms > 24*60*60*1000 {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
+
+// timeoutKey is discovery.TimeoutHeader in canonical form.
+const timeoutKey = "X-Pier-Timeout-Ms"
+
 // answerLate returns middleware that answers 503 for a handler that returns
 // past its context's deadline without having written anything: the answering
 // half of Timeout, which the Service places inside its access log so the log
-// sees the 503, while requestContext sets the deadline further out.
+// sees the 503, while requestContext sets the deadline further out. d is the
+// limit named in the answer; d <= 0 names none.
 func answerLate(d time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
-		if d <= 0 {
-			return next
+		detail := "the request did not complete within its deadline"
+		if d > 0 {
+			detail = "the request did not complete within " + d.String()
 		}
-		detail := "the request did not complete within " + d.String()
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rec, _ := record(w)
 			next.ServeHTTP(rec, r)

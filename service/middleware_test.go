@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,8 +88,8 @@ func TestRequestTimeoutAnswers503(t *testing.T) {
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("timed-out request = %d %s, want 503", code, body)
 	}
-	if p := problemOf(t, h, body); !strings.Contains(p.Detail, "20ms") {
-		t.Fatalf("detail = %q, want it to name the limit", p.Detail)
+	if p := problemOf(t, h, body); !strings.Contains(p.Detail, "deadline") {
+		t.Fatalf("detail = %q, want it to name the deadline", p.Detail)
 	}
 	// A response already begun is left alone.
 	if code, _, _ := get(t, noKeepAlive(), r.url+"/started"); code != http.StatusAccepted {
@@ -323,5 +324,70 @@ func TestStreamingWorksThroughTheStack(t *testing.T) {
 			t.Fatalf("chunk %d = %q, %v", i, buf[:n], err)
 		}
 		next <- struct{}{}
+	}
+}
+
+func TestServiceAdoptsTheCallersBudget(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var left time.Duration
+	var hasDeadline bool
+	svc, err := service.New("test", service.WithLogger(newLogger(&logBuffer{})),
+		service.WithRequestTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.HandleFunc("GET /budget", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		var dl time.Time
+		dl, hasDeadline = r.Context().Deadline()
+		left = time.Until(dl)
+	})
+	tests := []struct {
+		name   string
+		header string
+		max    time.Duration // the handler's deadline is at most this far
+		min    time.Duration // and more than this
+	}{
+		{"smaller budget wins", "2000", 2 * time.Second, 0},
+		{"own timeout wins over a larger budget", "7200000", time.Minute, 2 * time.Second},
+		{"malformed budget is ignored", "soon", time.Minute, 2 * time.Second},
+		{"negative budget is ignored", "-5", time.Minute, 2 * time.Second},
+		{"no budget", "", time.Minute, 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/budget", nil)
+			if tt.header != "" {
+				req.Header.Set("X-Pier-Timeout-Ms", tt.header)
+			}
+			svc.ServeHTTP(httptest.NewRecorder(), req)
+			mu.Lock()
+			defer mu.Unlock()
+			if !hasDeadline || left > tt.max || left <= tt.min {
+				t.Fatalf("deadline in %v (set %t), want within (%v, %v]", left, hasDeadline, tt.min, tt.max)
+			}
+		})
+	}
+}
+
+func TestSpentBudgetAnswers503(t *testing.T) {
+	t.Parallel()
+	ran := false
+	svc, err := service.New("test", service.WithLogger(newLogger(&logBuffer{})), service.WithRequestTimeout(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.HandleFunc("GET /work", func(w http.ResponseWriter, r *http.Request) {
+		ran = true
+		<-r.Context().Done() // honours its context
+	})
+	req := httptest.NewRequest("GET", "/work", nil)
+	req.Header.Set("X-Pier-Timeout-Ms", "0") // the caller has no time left
+	rec := httptest.NewRecorder()
+	svc.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || !ran {
+		t.Fatalf("status %d (handler ran %t), want 503 from a context already past its deadline", rec.Code, ran)
 	}
 }

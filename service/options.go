@@ -70,6 +70,7 @@ type config struct {
 	hooks           []Hook
 	accessLog       bool
 	registry        discovery.Registry
+	clientOpts      []discovery.ClientOption
 	advertise       string
 	instanceID      string
 	tags            []string
@@ -184,4 +185,10 @@ func WithOnStop(f func(ctx context.Context) error) Option {
 // request at Info (Error for 5xx; Debug for the health endpoints).
 func WithAccessLog(on bool) Option {
 	return func(c *config) { c.accessLog = on }
+}
+
+// WithClientOptions configures the client [Service.Client] returns. The default
+// is [discovery.NewClient]'s defaults.
+func WithClientOptions(opts ...discovery.ClientOption) Option {
+	return func(c *config) { c.clientOpts = append(c.clientOpts, opts...) }
 }

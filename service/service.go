@@ -43,6 +43,9 @@ type Service struct {
 
 	registration *registration // nil without a registry
 
+	clientOnce sync.Once
+	client     *http.Client
+
 	mu      sync.Mutex
 	routeEr []error // errors of Handle calls made before Run
 }
@@ -105,17 +108,19 @@ func New(name string, opts ...Option) (*Service, error) {
 // stack wraps h in the built-in middleware, outermost first: recovery, request
 // ID, access log, request timeout, body limit, then the user's. The request ID
 // and the deadline are set together, outside the access log, with one copy of
-// the request (see requestContext); the timeout's 503 is written inside it.
+// the request (see requestContext); the timeout's 503 is written inside it. The
+// deadline is the smaller of the request timeout and the caller's budget in
+// discovery.TimeoutHeader.
 func (s *Service) stack(h http.Handler) http.Handler {
 	for i := len(s.cfg.middleware) - 1; i >= 0; i-- {
 		h = s.cfg.middleware[i](h)
 	}
 	h = BodyLimit(s.cfg.bodyLimit)(h)
-	h = answerLate(s.cfg.requestTimeout)(h)
+	h = answerLate(0)(h) // the deadline may be the caller's budget, not ours: name neither
 	if s.cfg.accessLog {
 		h = accessLog(s.logger, isHealthRoute)(h)
 	}
-	h = requestContext(s.cfg.requestTimeout)(h)
+	h = requestContext(s.cfg.requestTimeout, true)(h)
 	return Recover(s.logger)(h)
 }
 
@@ -132,6 +137,23 @@ func (s *Service) Logger() *slog.Logger { return s.logger }
 // Health returns the Service's health monitor: add checks that need objects made
 // after [New], or read its state.
 func (s *Service) Health() *health.Monitor { return s.health }
+
+// Client returns the Service's client for calling other services by name,
+// http://users/users/42: a [discovery.NewClient] over the Service's registry
+// (see [WithRegistry]), configured by [WithClientOptions]. Pass the incoming
+// request's context to its calls so that its deadline travels downstream.
+// Without a registry, hosts are resolved as usual (DNS) and sent as they are.
+// Every call returns the same client, safe for concurrent use.
+func (s *Service) Client() *http.Client {
+	s.clientOnce.Do(func() {
+		var r discovery.Resolver
+		if s.cfg.registry != nil {
+			r = s.cfg.registry
+		}
+		s.client = discovery.NewClient(r, s.cfg.clientOpts...)
+	})
+	return s.client
+}
 
 // Addr returns the address the Service listens on, or nil before [Service.Run]
 // has bound it.

@@ -1,0 +1,398 @@
+package discovery
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+
+	"github.com/pier-go/pier/resilience"
+)
+
+// TimeoutHeader carries the caller's remaining time budget to the next hop, in
+// whole milliseconds, as Envoy's x-envoy-expected-rq-timeout-ms does: a relative
+// budget, immune to clock skew between machines. The client sets it on every
+// attempt whose context has a deadline; a pier Service adopts the smaller of
+// its own request timeout and this budget.
+const TimeoutHeader = "X-Pier-Timeout-Ms"
+
+// ClientOption configures [NewClient].
+type ClientOption func(*clientConfig)
+
+type clientConfig struct {
+	balancer        Balancer
+	retries         int
+	backoffBase     time.Duration
+	backoffMax      time.Duration
+	budgetRate      float64
+	budgetMin       uint
+	ejection        Ejection
+	breaker         []resilience.BreakerOption
+	noBreaker       bool
+	attemptTimeout  time.Duration
+	deadlineFloor   time.Duration
+	policies        []failsafe.Policy[*http.Response]
+	base            http.RoundTripper
+	idempotencyKeys bool
+	now             func() time.Time
+}
+
+// Defaults of [NewClient]; each has an option.
+const (
+	// DefaultRetries is how many times an idempotent request is retried after
+	// its first attempt: 2, as gRPC's and Envoy's typical policies ([WithRetries]).
+	DefaultRetries = 2
+	// DefaultBudgetRate is the share of requests that may be retries at once:
+	// 20%, as Envoy's retry budget and Finagle's ([WithRetryBudget]).
+	DefaultBudgetRate = 0.2
+	// DefaultBudgetMin is how many retries may run at once whatever the rate, so
+	// that a quiet service can still retry ([WithRetryBudget]).
+	DefaultBudgetMin = 3
+	// DefaultDeadlineFloor is the least time budget an attempt starts with: with
+	// less, the request fails at once with context.DeadlineExceeded rather than
+	// send work downstream that cannot finish ([WithDeadlineFloor]).
+	DefaultDeadlineFloor = 5 * time.Millisecond
+	// DefaultIdleConnsPerHost is how many idle connections the default transport
+	// keeps per instance: enough for the concurrency one client sends to one
+	// instance, where net/http's default of 2 would reconnect under any load.
+	DefaultIdleConnsPerHost = 256
+)
+
+// WithBalancer sets how an instance is chosen for each attempt. The default is
+// [P2C].
+func WithBalancer(b Balancer) ClientOption {
+	return func(c *clientConfig) { c.balancer = b }
+}
+
+// WithRetries sets how many times an idempotent request (GET, HEAD, OPTIONS,
+// TRACE, PUT, DELETE, or any request with an Idempotency-Key) is retried, each
+// time on another instance when there is one. The default is [DefaultRetries];
+// 0 disables retries.
+func WithRetries(n int) ClientOption {
+	return func(c *clientConfig) { c.retries = max(n, 0) }
+}
+
+// WithRetryBackoff sets the backoff between retries: a random wait up to base
+// doubled per retry, capped at max ("full jitter"). A Retry-After header on the
+// failed answer is honoured. The defaults are resilience's (see
+// [resilience.WithBackoff]).
+func WithRetryBackoff(base, max time.Duration) ClientOption {
+	return func(c *clientConfig) { c.backoffBase, c.backoffMax = base, max }
+}
+
+// WithRetryBudget bounds retries per service: at most rate of the requests in
+// flight may be retries, and at least minConcurrent retries may always run.
+// Retries past the budget are not made: the request fails with the last
+// failure. The defaults are [DefaultBudgetRate] and [DefaultBudgetMin].
+func WithRetryBudget(rate float64, minConcurrent uint) ClientOption {
+	return func(c *clientConfig) { c.budgetRate, c.budgetMin = rate, minConcurrent }
+}
+
+// WithOutlierEjection sets when an instance is taken out of rotation for a
+// time after failing; see [Ejection] for the defaults (5 failures in a row,
+// 30 s times the number of ejections, at most 50% of instances).
+func WithOutlierEjection(e Ejection) ClientOption {
+	return func(c *clientConfig) { c.ejection = e }
+}
+
+// WithCircuitBreaker configures the circuit breaker each service gets, above
+// the per-instance ejection: when most of a service's requests fail, requests
+// fail at once (with circuitbreaker.ErrOpen) until trial requests succeed
+// again. The default is [resilience.NewCircuitBreaker] with no options.
+func WithCircuitBreaker(opts ...resilience.BreakerOption) ClientOption {
+	return func(c *clientConfig) { c.breaker, c.noBreaker = opts, false }
+}
+
+// WithoutCircuitBreaker removes the per-service circuit breaker.
+func WithoutCircuitBreaker() ClientOption {
+	return func(c *clientConfig) { c.noBreaker = true }
+}
+
+// WithAttemptTimeout bounds each attempt, so that a hung instance costs one
+// attempt and not the caller's whole budget. The default is 0: attempts are
+// bounded only by the request's context.
+func WithAttemptTimeout(d time.Duration) ClientOption {
+	return func(c *clientConfig) { c.attemptTimeout = max(d, 0) }
+}
+
+// WithDeadlineFloor sets the least time budget an attempt starts with. The
+// default is [DefaultDeadlineFloor].
+func WithDeadlineFloor(d time.Duration) ClientOption {
+	return func(c *clientConfig) { c.deadlineFloor = max(d, 0) }
+}
+
+// WithPolicies adds failsafe-go policies of your own, run around each attempt,
+// inside the client's retries and circuit breaker: a bulkhead, a rate limiter,
+// a fallback. The default is none.
+func WithPolicies(p ...failsafe.Policy[*http.Response]) ClientOption {
+	return func(c *clientConfig) { c.policies = append(c.policies, p...) }
+}
+
+// WithTransport sets the RoundTripper that sends each attempt to the chosen
+// instance. The default is an http.Transport with [DefaultIdleConnsPerHost]
+// idle connections per instance, a 5 s connect timeout, a 90 s idle timeout
+// (below a pier Service's 120 s, so the client closes first) and no proxy
+// (calls between services stay inside the network).
+func WithTransport(rt http.RoundTripper) ClientOption {
+	return func(c *clientConfig) { c.base = rt }
+}
+
+// WithIdempotencyKeys makes the client give every non-idempotent request (POST,
+// PATCH) without an Idempotency-Key header a random one, so that it can be
+// retried; the server must deduplicate by key (service.IdempotencyKeys does).
+// The default is off: such requests are sent once.
+func WithIdempotencyKeys() ClientOption {
+	return func(c *clientConfig) { c.idempotencyKeys = true }
+}
+
+// NewClient returns an *http.Client whose requests to http://<service>/<path>
+// go to an instance of service found through r: each attempt resolves the
+// service from r's cache, chooses an instance with the balancer, skipping
+// ejected instances and those the request already tried, and sends to it.
+// Idempotent requests are retried within a budget; each service has a circuit
+// breaker; instances that keep failing are ejected for a time. When the
+// request's context has a deadline, the remaining budget goes downstream in
+// [TimeoutHeader].
+//
+// A host that is not a service name (it has a port or a dot, or is
+// "localhost") is sent as it is, through the same transport, without retries.
+// So is every request when r is nil.
+//
+// The client has no Timeout of its own: bound requests with their context.
+// It is safe for concurrent use, and meant to be made once and shared.
+func NewClient(r Resolver, opts ...ClientOption) *http.Client {
+	cfg := clientConfig{
+		retries:       DefaultRetries,
+		budgetRate:    DefaultBudgetRate,
+		budgetMin:     DefaultBudgetMin,
+		deadlineFloor: DefaultDeadlineFloor,
+		now:           time.Now,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	cfg.ejection = cfg.ejection.withDefaults()
+	if cfg.base == nil {
+		cfg.base = defaultTransport()
+	}
+	t := &clientTransport{resolver: r, cfg: cfg}
+	t.services.Store(&map[string]*serviceState{})
+	return &http.Client{Transport: t}
+}
+
+func defaultTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost:   DefaultIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+}
+
+// clientTransport is the RoundTripper of NewClient.
+type clientTransport struct {
+	resolver Resolver
+	cfg      clientConfig
+	mu       sync.Mutex // serialises writers of services
+	services atomic.Pointer[map[string]*serviceState]
+}
+
+// CloseIdleConnections closes the idle connections of the transport beneath,
+// as http.Client.CloseIdleConnections expects of its transport.
+func (t *clientTransport) CloseIdleConnections() {
+	if c, ok := t.cfg.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// RoundTrip sends req to an instance of the service its host names, through
+// the service's policies (resilience.Transport): each attempt is a call of the
+// service's picker.
+func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.resolver == nil || !isServiceHost(req.URL.Host) {
+		return t.cfg.base.RoundTrip(req)
+	}
+	svc := t.service(req.URL.Host)
+	if t.cfg.idempotencyKeys && !resilience.Idempotent(req) {
+		req = withIdempotencyKey(req)
+	}
+	// The instances a request has tried travel with it, so that its retries
+	// and hedges go elsewhere.
+	req = req.WithContext(context.WithValue(req.Context(), triedKey{}, &tried{}))
+	return svc.transport.RoundTrip(req)
+}
+
+type triedKey struct{}
+
+// picker sends one attempt to an instance of its service.
+type picker struct {
+	t   *clientTransport
+	svc *serviceState
+}
+
+// RoundTrip sends one attempt of req to an instance, chosen among those neither
+// ejected nor tried by this request. When the connection cannot be made, the
+// request was not sent, so it goes to another instance at once, whatever its
+// method: as gRPC's transparent retries do for calls that never left.
+func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
+	t, svc := p.t, p.svc
+	ctx := req.Context()
+	tr, _ := ctx.Value(triedKey{}).(*tried)
+	if tr == nil {
+		tr = &tried{}
+	}
+	instances, err := t.resolver.Resolve(ctx, svc.name)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	eps := svc.endpointsOf(instances)
+	for n := 0; ; n++ {
+		now := t.cfg.now()
+		ep := tr.pick(t.cfg.balancer, eps, now, &svc.rr)
+		if ep == nil {
+			closeBody(req)
+			return nil, fmt.Errorf("discovery: %w for %q", ErrNoInstances, svc.name)
+		}
+		out, err := p.prepare(req, ep, n, now)
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		ep.inflight.Add(1)
+		resp, err := t.cfg.base.RoundTrip(out)
+		ep.inflight.Add(-1)
+		end := t.cfg.now()
+		failed := resilience.IsFailure(out, resp, err)
+		if failed || err == nil { // a caller's cancellation says nothing of the instance
+			ep.observe(end, end.Sub(now), failed)
+			ep.record(end, failed, t.cfg.ejection, func() bool { return svc.mayEject(end, t.cfg.ejection) })
+		}
+		if err == nil || !notSent(err) || n+1 >= len(eps) || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
+			return resp, err
+		}
+	}
+}
+
+// prepare returns the n-th try of req for ep: a shallow copy (the caller's
+// request is never modified) addressed to ep, with a fresh body after the
+// first, and the remaining time budget in TimeoutHeader.
+func (p *picker) prepare(req *http.Request, ep *endpoint, n int, now time.Time) (*http.Request, error) {
+	out := *req
+	u := *req.URL
+	u.Host = ep.addr
+	out.URL = &u
+	if out.Host == "" {
+		out.Host = req.URL.Host // the server sees the service's name as Host
+	}
+	if n > 0 && req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, fmt.Errorf("discovery: replay the body of %s %s: %w", req.Method, req.URL, err)
+		}
+		out.Body = body
+	}
+	if deadline, ok := req.Context().Deadline(); ok {
+		left := deadline.Sub(now)
+		if left < p.t.cfg.deadlineFloor {
+			return nil, fmt.Errorf("discovery: %s %s: %v left, below the %v floor: %w",
+				req.Method, req.URL, left.Round(time.Microsecond), p.t.cfg.deadlineFloor, context.DeadlineExceeded)
+		}
+		out.Header = req.Header.Clone()
+		if out.Header == nil {
+			out.Header = make(http.Header, 1)
+		}
+		out.Header[timeoutKey] = []string{strconv.FormatInt(left.Milliseconds(), 10)}
+	}
+	return &out, nil
+}
+
+// closeBody closes req's body when no attempt will, as a RoundTripper must.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// timeoutKey is TimeoutHeader in canonical form.
+const timeoutKey = "X-Pier-Timeout-Ms"
+
+// service returns the state of the service name, making it on first use.
+func (t *clientTransport) service(name string) *serviceState {
+	if s := (*t.services.Load())[name]; s != nil {
+		return s
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.services.Load()
+	if s := old[name]; s != nil {
+		return s
+	}
+	s := &serviceState{name: name, endpoints: make(map[string]*endpoint)}
+	var policies []failsafe.Policy[*http.Response]
+	if t.cfg.retries > 0 {
+		opts := []resilience.RetryOption{
+			resilience.WithMaxRetries(t.cfg.retries),
+			resilience.WithRetryBudget(resilience.NewBudget(
+				resilience.WithMaxRate(t.cfg.budgetRate), resilience.WithMinConcurrency(t.cfg.budgetMin))),
+		}
+		if t.cfg.backoffBase > 0 {
+			opts = append(opts, resilience.WithBackoff(t.cfg.backoffBase, t.cfg.backoffMax))
+		}
+		policies = append(policies, resilience.NewRetry(opts...))
+	}
+	if !t.cfg.noBreaker {
+		policies = append(policies, resilience.NewCircuitBreaker(t.cfg.breaker...))
+	}
+	policies = append(policies, t.cfg.policies...)
+	if t.cfg.attemptTimeout > 0 {
+		policies = append(policies, resilience.NewTimeout(t.cfg.attemptTimeout)) // innermost: per attempt
+	}
+	s.transport = resilience.Transport(&picker{t: t, svc: s}, policies...)
+	next := make(map[string]*serviceState, len(old)+1)
+	maps.Copy(next, old)
+	next[name] = s
+	t.services.Store(&next)
+	return s
+}
+
+// notSent reports whether err means the request was never sent: the
+// connection to the instance could not be made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// isServiceHost reports whether host names a service rather than an address:
+// a DNS label with no port and no dot, and not localhost.
+func isServiceHost(host string) bool {
+	return host != "localhost" && ValidateServiceName(host) == nil
+}
+
+// withIdempotencyKey returns req with a random Idempotency-Key, unless it has
+// one.
+func withIdempotencyKey(req *http.Request) *http.Request {
+	if req.Header.Get(resilience.IdempotencyKeyHeader) != "" {
+		return req
+	}
+	out := *req
+	out.Header = req.Header.Clone()
+	if out.Header == nil {
+		out.Header = make(http.Header, 1)
+	}
+	out.Header.Set(resilience.IdempotencyKeyHeader, rand.Text())
+	return &out
+}

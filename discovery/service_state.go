@@ -1,0 +1,73 @@
+package discovery
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// serviceState is what the client keeps per service: its executors, its
+// round-robin position and its endpoints.
+type serviceState struct {
+	name      string
+	transport http.RoundTripper // resilience.Transport over the service's picker
+	rr        atomic.Uint64
+
+	mu        sync.Mutex // serialises rebuilds of set
+	set       atomic.Pointer[endpointSet]
+	endpoints map[string]*endpoint // by address, kept across instance-set changes
+}
+
+// endpointSet is the endpoints of one instance set, as Resolve returned it.
+type endpointSet struct {
+	from []Instance
+	eps  []*endpoint
+}
+
+// endpointsOf returns the endpoints of instances, reusing the last answer when
+// the resolver returned the same slice, as it does until the set changes.
+func (s *serviceState) endpointsOf(instances []Instance) []*endpoint {
+	if set := s.set.Load(); set != nil && sameSlice(set.from, instances) {
+		return set.eps
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if set := s.set.Load(); set != nil && sameSlice(set.from, instances) {
+		return set.eps
+	}
+	eps := make([]*endpoint, 0, len(instances))
+	keep := make(map[string]*endpoint, len(instances))
+	for _, in := range instances {
+		e := s.endpoints[in.Addr]
+		if e == nil {
+			e = &endpoint{addr: in.Addr}
+		}
+		if keep[in.Addr] == nil {
+			keep[in.Addr] = e
+			eps = append(eps, e)
+		}
+	}
+	s.endpoints = keep // instances that left take their history with them
+	s.set.Store(&endpointSet{from: instances, eps: eps})
+	return eps
+}
+
+func sameSlice(a, b []Instance) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// mayEject reports whether one more of s's endpoints may be ejected at now.
+func (s *serviceState) mayEject(now time.Time, cfg Ejection) bool {
+	set := s.set.Load()
+	if set == nil {
+		return false
+	}
+	ejected := 0
+	for _, e := range set.eps {
+		if e.ejected(now) {
+			ejected++
+		}
+	}
+	return ejected < max(1, len(set.eps)*cfg.MaxPercent/100)
+}
