@@ -365,3 +365,49 @@ func TestClientErrorsAndCancellationsTripNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestWithIdempotencyKeysMakesPOSTsRetryable(t *testing.T) {
+	t.Parallel()
+	store := service.NewMemoryIdempotencyStore()
+	var mu sync.Mutex
+	keys := map[string]int{}
+	var failFirst atomic.Bool
+	failFirst.Store(true)
+	f := newFleet(t, 2, service.IdempotencyKeys(store)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys[r.Header.Get(resilience.IdempotencyKeyHeader)]++
+		mu.Unlock()
+		if failFirst.CompareAndSwap(true, false) {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable) // not stored: the retry runs again
+			return
+		}
+		_, _ = io.WriteString(w, "created")
+	})).ServeHTTP)
+
+	plain := f.client(t)
+	if code, err := call(plain, "POST", "http://users/orders", nil); err != nil || code != http.StatusServiceUnavailable {
+		t.Fatalf("POST without a key = %d, %v; want the 503, not retried", code, err)
+	}
+	keyed := f.client(t, discovery.WithIdempotencyKeys())
+	failFirst.Store(true)
+	if code, err := call(keyed, "POST", "http://users/orders", nil); err != nil || code != http.StatusOK {
+		t.Fatalf("POST with a generated key = %d, %v; want 200 after a retry", code, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := keys[""]; n != 1 {
+		t.Errorf("the POST without a key reached the handler %d times, want 1", n)
+	}
+	generated := 0
+	for k, n := range keys {
+		if k != "" {
+			generated++
+			if n != 2 {
+				t.Errorf("key %q reached the handler %d times, want 2 (the 503 and its retry)", k, n)
+			}
+		}
+	}
+	if generated != 1 {
+		t.Errorf("%d generated keys, want 1 kept across the retry", generated)
+	}
+}
