@@ -33,7 +33,10 @@ export CGO_ENABLED=0       # as upstream's release builds
 have_version() {
 	[[ -x "$bin" ]] || return 1
 	local got
-	got="$("$bin" version 2>/dev/null | head -n1)" || return 1
+	# The whole output, then its first line: a pipe into head would fail the
+	# script with SIGPIPE (141, under pipefail) whenever head exits first.
+	got="$("$bin" version 2>/dev/null)" || return 1
+	got="${got%%$'\n'*}"
 	[[ "$got" == "Consul $version" ]]
 }
 
@@ -93,4 +96,5 @@ chmod 0755 "$tmp"
 mv -f "$tmp" "$bin"
 trap - EXIT
 
-"$bin" version | head -n1
+have_version || { echo "build-consul: $bin does not report Consul $version" >&2; exit 1; }
+echo "built Consul $version"
