@@ -46,21 +46,25 @@ func (b Balancer) String() string {
 // elsewhere. Requests make a handful of attempts: a fixed array. Hedged
 // attempts run at once, hence the lock.
 type tried struct {
-	mu  sync.Mutex
-	n   int
-	eps [8]*endpoint
+	mu       sync.Mutex
+	n        int
+	eps      [8]*endpoint
+	attempts int // endpoints picked, for pier.attempt
 }
 
 // pick chooses an endpoint with b as [Balancer.pick] does and records it as
-// tried, in one step, so that concurrent attempts choose apart.
-func (t *tried) pick(b Balancer, eps []*endpoint, now time.Time, counter *atomic.Uint64) *endpoint {
+// tried, in one step, so that concurrent attempts choose apart. It returns
+// the attempt's number within the request, from 1.
+func (t *tried) pick(b Balancer, eps []*endpoint, now time.Time, counter *atomic.Uint64) (*endpoint, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := b.pick(eps, t, now, counter)
-	if e != nil {
-		t.add(e)
+	if e == nil {
+		return nil, t.attempts
 	}
-	return e
+	t.add(e)
+	t.attempts++
+	return e, t.attempts
 }
 
 // add records e; t.mu must be held, or t not shared yet.

@@ -8,12 +8,19 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/budget"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pier-go/pier/resilience"
 )
@@ -44,6 +51,9 @@ type clientConfig struct {
 	base            http.RoundTripper
 	idempotencyKeys bool
 	now             func() time.Time
+	tracerProvider  trace.TracerProvider
+	meterProvider   metric.MeterProvider
+	propagator      propagation.TextMapPropagator
 }
 
 // Defaults of [NewClient]; each has an option.
@@ -167,8 +177,14 @@ func WithIdempotencyKeys() ClientOption {
 // "localhost") is sent as it is, through the same transport, without retries.
 // So is every request when r is nil.
 //
+// Every attempt is traced, as a span of kind client named by its method, and
+// measured; see the package documentation, "Telemetry", and
+// [WithTracerProvider], [WithMeterProvider] and [WithPropagator].
+//
 // The client has no Timeout of its own: bound requests with their context.
-// It is safe for concurrent use, and meant to be made once and shared.
+// It is safe for concurrent use, and meant to be made once and shared. It has
+// no Close: a client that is dropped is garbage collected with its state, and
+// its gauges' callback is then removed from the meter provider.
 func NewClient(r Resolver, opts ...ClientOption) *http.Client {
 	cfg := clientConfig{
 		retries:       DefaultRetries,
@@ -186,8 +202,9 @@ func NewClient(r Resolver, opts ...ClientOption) *http.Client {
 	if cfg.base == nil {
 		cfg.base = defaultTransport()
 	}
-	t := &clientTransport{resolver: r, cfg: cfg}
+	t := &clientTransport{resolver: r, cfg: cfg, tel: newTelemetry(&cfg)}
 	t.services.Store(&map[string]*serviceState{})
+	t.tel.observe(t)
 	return &http.Client{Transport: t}
 }
 
@@ -206,6 +223,7 @@ func defaultTransport() *http.Transport {
 type clientTransport struct {
 	resolver Resolver
 	cfg      clientConfig
+	tel      *telemetry
 	mu       sync.Mutex // serialises writers of services
 	services atomic.Pointer[map[string]*serviceState]
 }
@@ -223,7 +241,7 @@ func (t *clientTransport) CloseIdleConnections() {
 // service's picker.
 func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.resolver == nil || !isServiceHost(req.URL.Host) {
-		return t.cfg.base.RoundTrip(req)
+		return t.direct(req)
 	}
 	svc := t.service(req.URL.Host)
 	if t.cfg.idempotencyKeys && !resilience.Idempotent(req) {
@@ -232,7 +250,32 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// The instances a request has tried travel with it, so that its retries
 	// and hedges go elsewhere.
 	req = req.WithContext(context.WithValue(req.Context(), triedKey{}, &tried{}))
-	return svc.transport.RoundTrip(req)
+	resp, err := svc.transport.RoundTrip(req)
+	if ctx := req.Context(); t.tel.requests.Enabled(ctx) {
+		outcome := 0
+		if err != nil || resilience.FailureStatus(resp.StatusCode) {
+			outcome = 1
+		}
+		t.tel.requests.Add(ctx, 1, svc.tel.outcome[outcome]...)
+	}
+	return resp, err
+}
+
+// direct sends req as it is, to the address it names, traced as one attempt.
+func (t *clientTransport) direct(req *http.Request) (*http.Response, error) {
+	start := t.cfg.now()
+	ctx, span := t.tel.startAttempt(req.Context(), req.Method)
+	out := req
+	if ctx != req.Context() || t.tel.propagates(ctx) {
+		out = req.WithContext(ctx)
+		t.tel.inject(ctx, out, false)
+	}
+	if span.IsRecording() {
+		host, port := hostPort(req.URL)
+		describe(span, out, semconv.ServerAddress(host), semconv.ServerPort(port), nil, 0)
+	}
+	resp, err := t.cfg.base.RoundTrip(out)
+	return t.tel.finish(ctx, span, nil, req.URL, out, resp, err, t.cfg.now().Sub(start)), err
 }
 
 type triedKey struct{}
@@ -262,12 +305,15 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	eps := svc.endpointsOf(instances)
 	for n := 0; ; n++ {
 		now := t.cfg.now()
-		ep := tr.pick(t.cfg.balancer, eps, now, &svc.rr)
+		ep, attempt := tr.pick(t.cfg.balancer, eps, now, &svc.rr)
 		if ep == nil {
 			closeBody(req)
 			return nil, fmt.Errorf("discovery: %w for %q", ErrNoInstances, svc.name)
 		}
-		out, err := p.prepare(req, ep, n, now)
+		if n > 0 && t.tel.retries.Enabled(ctx) {
+			t.tel.retries.Add(ctx, 1, svc.tel.retry[1]...) // the last try could not connect
+		}
+		out, span, err := p.prepare(req, ep, n, attempt, now)
 		if err != nil {
 			closeBody(req)
 			return nil, err
@@ -279,45 +325,56 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 		failed := resilience.IsFailure(out, resp, err)
 		if failed || err == nil { // a caller's cancellation says nothing of the instance
 			ep.observe(end, end.Sub(now), failed)
-			ep.record(end, failed, t.cfg.ejection, func() bool { return svc.mayEject(end, t.cfg.ejection) })
+			if ep.record(end, failed, t.cfg.ejection, func() bool { return svc.mayEject(end, t.cfg.ejection) }) &&
+				t.tel.ejections.Enabled(ctx) {
+				t.tel.ejections.Add(ctx, 1, svc.tel.onlyName...)
+			}
 		}
+		resp = t.tel.finish(out.Context(), span, &svc.tel, req.URL, out, resp, err, end.Sub(now))
 		if err == nil || !notSent(err) || n+1 >= len(eps) || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
 			return resp, err
 		}
 	}
 }
 
-// prepare returns the n-th try of req for ep: a shallow copy (the caller's
-// request is never modified) addressed to ep, with a fresh body after the
-// first, and the remaining time budget in TimeoutHeader.
-func (p *picker) prepare(req *http.Request, ep *endpoint, n int, now time.Time) (*http.Request, error) {
-	out := *req
+// prepare returns the n-th try of req for ep, the request's attempt-th: a
+// shallow copy (the caller's request is never modified) addressed to ep, with
+// a fresh body after the first, the remaining time budget in TimeoutHeader,
+// and the context of the attempt's span, which it starts, in its context and
+// its headers.
+func (p *picker) prepare(req *http.Request, ep *endpoint, n, attempt int, now time.Time) (*http.Request, trace.Span, error) {
+	deadline, hasDeadline := req.Context().Deadline()
+	left := deadline.Sub(now)
+	if hasDeadline && left < p.t.cfg.deadlineFloor {
+		return nil, nil, fmt.Errorf("discovery: %s %s: %v left, below the %v floor: %w",
+			req.Method, req.URL, left.Round(time.Microsecond), p.t.cfg.deadlineFloor, context.DeadlineExceeded)
+	}
+	body := req.Body
+	if n > 0 && req.GetBody != nil {
+		var err error
+		if body, err = req.GetBody(); err != nil {
+			return nil, nil, fmt.Errorf("discovery: replay the body of %s %s: %w", req.Method, req.URL, err)
+		}
+	}
+	tel := p.t.tel
+	ctx, span := tel.startAttempt(req.Context(), req.Method)
+	out := req.WithContext(ctx)
 	u := *req.URL
 	u.Host = ep.addr
 	out.URL = &u
 	if out.Host == "" {
 		out.Host = req.URL.Host // the server sees the service's name as Host
 	}
-	if n > 0 && req.GetBody != nil {
-		body, err := req.GetBody()
-		if err != nil {
-			return nil, fmt.Errorf("discovery: replay the body of %s %s: %w", req.Method, req.URL, err)
-		}
-		out.Body = body
-	}
-	if deadline, ok := req.Context().Deadline(); ok {
-		left := deadline.Sub(now)
-		if left < p.t.cfg.deadlineFloor {
-			return nil, fmt.Errorf("discovery: %s %s: %v left, below the %v floor: %w",
-				req.Method, req.URL, left.Round(time.Microsecond), p.t.cfg.deadlineFloor, context.DeadlineExceeded)
-		}
-		out.Header = req.Header.Clone()
-		if out.Header == nil {
-			out.Header = make(http.Header, 1)
-		}
+	out.Body = body
+	if hasDeadline {
+		out.Header = cloneHeader(req.Header, 3)
 		out.Header[timeoutKey] = []string{strconv.FormatInt(left.Milliseconds(), 10)}
 	}
-	return &out, nil
+	tel.inject(ctx, out, hasDeadline)
+	if span.IsRecording() {
+		describe(span, out, ep.hostAttr, ep.portAttr, &p.svc.tel, attempt)
+	}
+	return out, span, nil
 }
 
 // closeBody closes req's body when no attempt will, as a RoundTripper must.
@@ -342,12 +399,24 @@ func (t *clientTransport) service(name string) *serviceState {
 		return s
 	}
 	s := &serviceState{name: name, endpoints: make(map[string]*endpoint)}
+	s.tel.init(name)
+	tel, st := t.tel, &s.tel // the hooks hold these, never t
 	var policies []failsafe.Policy[*http.Response]
 	if t.cfg.retries > 0 {
 		opts := []resilience.RetryOption{
 			resilience.WithMaxRetries(t.cfg.retries),
 			resilience.WithRetryBudget(resilience.NewBudget(
-				resilience.WithMaxRate(t.cfg.budgetRate), resilience.WithMinConcurrency(t.cfg.budgetMin))),
+				resilience.WithMaxRate(t.cfg.budgetRate), resilience.WithMinConcurrency(t.cfg.budgetMin),
+				resilience.WithOnBudgetExceeded(func(budget.ExceededEvent) {
+					if ctx := context.Background(); tel.exhausted.Enabled(ctx) {
+						tel.exhausted.Add(ctx, 1, st.onlyName...)
+					}
+				}))),
+			resilience.WithOnRetry(func(e failsafe.ExecutionEvent[*http.Response]) {
+				if ctx := e.Context(); tel.retries.Enabled(ctx) {
+					tel.retries.Add(ctx, 1, st.retry[0]...) // after a failure
+				}
+			}),
 		}
 		if t.cfg.backoffBase > 0 {
 			opts = append(opts, resilience.WithBackoff(t.cfg.backoffBase, t.cfg.backoffMax))
@@ -355,7 +424,13 @@ func (t *clientTransport) service(name string) *serviceState {
 		policies = append(policies, resilience.NewRetry(opts...))
 	}
 	if !t.cfg.noBreaker {
-		policies = append(policies, resilience.NewCircuitBreaker(t.cfg.breaker...))
+		s.breaker = resilience.NewCircuitBreaker(append(slices.Clip(t.cfg.breaker),
+			resilience.WithOnStateChange(func(e circuitbreaker.StateChangedEvent) {
+				if ctx := context.Background(); tel.transitions.Enabled(ctx) && int(e.NewState) < len(st.transition) {
+					tel.transitions.Add(ctx, 1, st.transition[e.NewState]...)
+				}
+			}))...)
+		policies = append(policies, s.breaker)
 	}
 	policies = append(policies, t.cfg.policies...)
 	if t.cfg.attemptTimeout > 0 {

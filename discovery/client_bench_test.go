@@ -13,13 +13,18 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/pier-go/pier/discovery"
 )
 
 // BenchmarkClient measures what the discovery client adds to a request over a
 // plain http.Client with the same transport settings sending to a fixed
 // address: the same loopback server, so the difference is the client alone
-// (resolve from the cache, balancer, executor, request copy).
+// (resolve from the cache, balancer, executor, request copy, telemetry). The
+// first four use the global OpenTelemetry providers, which nothing sets here:
+// the cost of telemetry nobody collects; the -sdk cases use the SDK.
 func BenchmarkClient(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok")
@@ -34,6 +39,21 @@ func BenchmarkClient(b *testing.B) {
 	defer plain.CloseIdleConnections()
 	client := discovery.NewClient(reg)
 	defer client.CloseIdleConnections()
+	// The same client with OpenTelemetry's SDK: every span recorded (and
+	// dropped: no processor), or none sampled, as services run in
+	// production; metrics read by a reader that is never collected.
+	sdkClient := func(sampler sdktrace.Sampler) *http.Client {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler))
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		b.Cleanup(func() {
+			_ = tp.Shutdown(context.Background())
+			_ = mp.Shutdown(context.Background())
+		})
+		c := discovery.NewClient(reg, discovery.WithTracerProvider(tp), discovery.WithMeterProvider(mp))
+		b.Cleanup(c.CloseIdleConnections)
+		return c
+	}
+	traced, unsampled := sdkClient(sdktrace.AlwaysSample()), sdkClient(sdktrace.NeverSample())
 
 	// Requests carry a cancelable context, as a handler's calls do: net/http
 	// takes a costlier path for those than for context.Background.
@@ -51,6 +71,8 @@ func BenchmarkClient(b *testing.B) {
 		{"discovery", client, "http://users/users/42", cancelable},
 		{"plain-with-deadline", plain, srv.URL + "/users/42", deadline},
 		{"discovery-with-deadline", client, "http://users/users/42", deadline},
+		{"discovery-sdk-traced", traced, "http://users/users/42", cancelable},
+		{"discovery-sdk-unsampled", unsampled, "http://users/users/42", cancelable},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx, cancel := c.ctx()

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // endpoint is what the client knows of one instance address: its load and
@@ -13,6 +15,9 @@ import (
 type endpoint struct {
 	addr     string
 	inflight atomic.Int64
+
+	// server.address and server.port of the attempt spans sent here.
+	hostAttr, portAttr attribute.KeyValue
 
 	// Peak EWMA of latency (Finagle's PeakEwma): a slower sample replaces the
 	// average at once, a faster one pulls it down with a weight that decays with
@@ -33,6 +38,13 @@ type outlier struct {
 	consecutive int       // failures in a row
 	ejections   int       // times ejected, for the multiplier; decays while healthy
 	lastEnd     time.Time // when the last ejection ended
+}
+
+// newEndpoint returns the endpoint of the instance address addr.
+func newEndpoint(addr string) *endpoint {
+	e := &endpoint{addr: addr}
+	e.hostAttr, e.portAttr = addrAttrs(addr)
+	return e
 }
 
 // ewmaTau is the decay time of the latency average: Finagle's default.

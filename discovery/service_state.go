@@ -5,13 +5,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 )
 
 // serviceState is what the client keeps per service: its executors, its
-// round-robin position and its endpoints.
+// round-robin position, its endpoints and its metric attributes.
 type serviceState struct {
 	name      string
-	transport http.RoundTripper // resilience.Transport over the service's picker
+	transport http.RoundTripper                             // resilience.Transport over the service's picker
+	breaker   circuitbreaker.CircuitBreaker[*http.Response] // nil without one
+	tel       serviceTelemetry
 	rr        atomic.Uint64
 
 	mu        sync.Mutex // serialises rebuilds of set
@@ -41,7 +45,7 @@ func (s *serviceState) endpointsOf(instances []Instance) []*endpoint {
 	for _, in := range instances {
 		e := s.endpoints[in.Addr]
 		if e == nil {
-			e = &endpoint{addr: in.Addr}
+			e = newEndpoint(in.Addr)
 		}
 		if keep[in.Addr] == nil {
 			keep[in.Addr] = e
@@ -63,11 +67,20 @@ func (s *serviceState) mayEject(now time.Time, cfg Ejection) bool {
 	if set == nil {
 		return false
 	}
+	return s.ejectedAt(now) < max(1, len(set.eps)*cfg.MaxPercent/100)
+}
+
+// ejectedAt returns how many of s's endpoints are ejected at now.
+func (s *serviceState) ejectedAt(now time.Time) int {
+	set := s.set.Load()
+	if set == nil {
+		return 0
+	}
 	ejected := 0
 	for _, e := range set.eps {
 		if e.ejected(now) {
 			ejected++
 		}
 	}
-	return ejected < max(1, len(set.eps)*cfg.MaxPercent/100)
+	return ejected
 }

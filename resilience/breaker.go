@@ -78,10 +78,11 @@ func WithHalfOpenSuccesses(n uint) BreakerOption {
 
 // WithOnStateChange registers fn to be called on every state change (closed,
 // open, half-open): a hook for breaker-state metrics and logs. fn runs on the
-// goroutine whose execution changed the state, so it must be quick. The default
-// is no hook.
+// goroutine whose execution changed the state, so it must be quick. Each use
+// adds a hook, run in the order given, so a caller's hook and one added by the
+// discovery client's metrics both run. The default is no hook.
 func WithOnStateChange(fn func(circuitbreaker.StateChangedEvent)) BreakerOption {
-	return func(c *breakerConfig) { c.onStateChange = fn }
+	return func(c *breakerConfig) { c.onStateChange = chain(c.onStateChange, fn) }
 }
 
 // NewCircuitBreaker returns failsafe-go's circuit breaker for one called

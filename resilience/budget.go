@@ -51,9 +51,10 @@ func WithMinConcurrency(n uint) BudgetOption {
 }
 
 // WithOnBudgetExceeded registers fn to be called each time the budget refuses a
-// retry or a hedge: a hook for metrics. The default is no hook.
+// retry or a hedge: a hook for metrics. Each use adds a hook, run in the order
+// given. The default is no hook.
 func WithOnBudgetExceeded(fn func(budget.ExceededEvent)) BudgetOption {
-	return func(c *budgetConfig) { c.onExceeded = fn }
+	return func(c *budgetConfig) { c.onExceeded = chain(c.onExceeded, fn) }
 }
 
 // NewBudget returns failsafe-go's retry and hedge budget: a retry or hedge may

@@ -49,9 +49,10 @@ func WithHedgeBudget(b budget.Budget) HedgeOption {
 }
 
 // WithOnHedge registers fn to be called when a hedge is about to start: a hook
-// for metrics. The default is no hook.
+// for metrics. Each use adds a hook, run in the order given. The default is no
+// hook.
 func WithOnHedge(fn func(failsafe.ExecutionEvent[*http.Response])) HedgeOption {
-	return func(c *hedgeConfig) { c.onHedge = fn }
+	return func(c *hedgeConfig) { c.onHedge = chain(c.onHedge, fn) }
 }
 
 // NewHedge returns failsafe-go's hedge policy: when an attempt has not answered

@@ -92,16 +92,17 @@ func WithRetryBudget(b budget.Budget) RetryOption {
 // WithOnRetry registers fn to be called just before each retry attempt, after
 // the delay: a hook for retry metrics. The event's LastResult is the response
 // that was retried, with its body already closed: read only its status and
-// headers. The default is no hook.
+// headers. Each use adds a hook, run in the order given. The default is no hook.
 func WithOnRetry(fn func(failsafe.ExecutionEvent[*http.Response])) RetryOption {
-	return func(c *retryConfig) { c.onRetry = fn }
+	return func(c *retryConfig) { c.onRetry = chain(c.onRetry, fn) }
 }
 
 // WithOnRetryScheduled registers fn to be called when a retry is scheduled,
 // before the delay, with the delay chosen (the backoff or the Retry-After). The
-// event's LastResult body is already closed. The default is no hook.
+// event's LastResult body is already closed. Each use adds a hook, run in the
+// order given. The default is no hook.
 func WithOnRetryScheduled(fn func(failsafe.ExecutionScheduledEvent[*http.Response])) RetryOption {
-	return func(c *retryConfig) { c.onScheduled = fn }
+	return func(c *retryConfig) { c.onScheduled = chain(c.onScheduled, fn) }
 }
 
 // NewRetry returns failsafe-go's retry policy configured for HTTP:

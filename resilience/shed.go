@@ -77,9 +77,10 @@ func WithShedRetryAfter(d time.Duration) ShedOption {
 }
 
 // WithOnShed registers fn to be called with every request that is shed, before
-// it is answered: a hook for metrics. The default is no hook.
+// it is answered: a hook for metrics. Each use adds a hook, run in the order
+// given. The default is no hook.
 func WithOnShed(fn func(*http.Request)) ShedOption {
-	return func(c *shedConfig) { c.onShed = fn }
+	return func(c *shedConfig) { c.onShed = chain(c.onShed, fn) }
 }
 
 // Shed returns server-side load-shedding middleware built on failsafe-go's

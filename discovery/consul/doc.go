@@ -58,6 +58,15 @@
 // unconfirmed, 0 while the watch is healthy. Registering fails while the agent
 // is down; the caller retries (a pier service does so in the background).
 //
+// # Metrics
+//
+// For every service it watches, the Registry reports through
+// [WithMeterProvider] (the global provider by default), with the attributes
+// pier.service and registry="consul": pier.discovery.instances (gauge, the
+// instances Resolve returns), pier.discovery.staleness (gauge, seconds, as
+// [Registry.Staleness]) and pier.discovery.watch.errors (counter, failed
+// queries). Close unregisters the gauges.
+//
 // # Lifecycle
 //
 // [New] starts nothing and calls nothing. [Registry.Close] stops every

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of a [Registry]. Each can be changed with the option named beside it.
@@ -51,6 +53,7 @@ type config struct {
 	waitTime                time.Duration
 	logger                  *slog.Logger
 	minBackoff, maxBackoff  time.Duration
+	meterProvider           metric.MeterProvider
 }
 
 func defaultConfig() config {
@@ -187,4 +190,15 @@ func WithLogger(l *slog.Logger) Option {
 // those of the shared resolver cache: 250 ms and 30 s. 0 keeps a default.
 func WithBackoff(min, max time.Duration) Option {
 	return func(c *config) { c.minBackoff, c.maxBackoff = min, max }
+}
+
+// WithMeterProvider sets where the registry's metrics go: for every service
+// Resolve watches, pier.discovery.instances (the instances Resolve returns),
+// pier.discovery.staleness (see [Registry.Staleness], in seconds) and
+// pier.discovery.watch.errors (failed blocking queries), with the attributes
+// pier.service and registry="consul". The gauges' callback is unregistered
+// by [Registry.Close]. The default is otel.GetMeterProvider() at the time of
+// [New], the global provider; nil keeps the default.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.meterProvider = mp }
 }

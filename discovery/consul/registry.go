@@ -13,10 +13,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"go.opentelemetry.io/otel"
 
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/internal/resolvecache"
 )
+
+// ScopeName is the instrumentation scope of the registry's metrics.
+const ScopeName = "github.com/pier-go/pier/discovery/consul"
 
 // Registry is a [discovery.Registry] over a Consul agent: Register and
 // Deregister go to the agent, Resolve reads a cache that a blocking query per
@@ -72,10 +76,15 @@ func New(client *api.Client, opts ...Option) (*Registry, error) {
 		locks:  make(map[string]*idLock),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	mp := cfg.meterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
 	r.cache = resolvecache.New("consul", r.fetch, resolvecache.Options{
 		MinBackoff: cfg.minBackoff,
 		MaxBackoff: cfg.maxBackoff,
 		OnChange:   r.watched,
+		Meter:      mp.Meter(ScopeName),
 	})
 	return r, nil
 }
@@ -106,8 +115,9 @@ func (r *Registry) Staleness(service string) (d time.Duration, ok bool) {
 // Close stops every goroutine the Registry started: the watches of Resolve,
 // the TTL marks and the re-registration loops, and waits for them. It does not
 // deregister anything: call Deregister first for the instances that should
-// leave. Resolve and Register fail after Close; Deregister still works. Close
-// is idempotent and always returns nil.
+// leave. It unregisters the callback of the registry's gauges. Resolve and
+// Register fail after Close; Deregister still works. Close is idempotent and
+// always returns nil.
 func (r *Registry) Close() error {
 	r.once.Do(func() {
 		r.mu.Lock()

@@ -11,9 +11,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/internal/resolvecache"
 )
+
+// ScopeName is the instrumentation scope of the Resolver's metrics.
+const ScopeName = "github.com/pier-go/pier/discovery/dns"
 
 // maxParallel bounds the SRV targets whose addresses are looked up at once.
 const maxParallel = 8
@@ -80,9 +85,14 @@ func New(opts ...Option) (*Resolver, error) {
 	if r.res == nil {
 		r.res = &net.Resolver{StrictErrors: true, Dial: dialContext}
 	}
+	mp := cfg.meter
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
 	r.cache = resolvecache.New("dns", r.fetch, resolvecache.Options{
 		MinBackoff: cfg.minBackoff,
 		MaxBackoff: cfg.maxBackoff,
+		Meter:      mp.Meter(ScopeName),
 	})
 	return r, nil
 }
@@ -115,8 +125,9 @@ func (r *Resolver) Staleness(service string) (time.Duration, bool) {
 }
 
 // Close stops the background lookups of every service and waits for them to
-// return; a lookup in flight is abandoned. Resolve fails after Close. Close is
-// idempotent and always returns nil.
+// return; a lookup in flight is abandoned. It unregisters the callback of the
+// Resolver's gauges. Resolve fails after Close. Close is idempotent and
+// always returns nil.
 func (r *Resolver) Close() error {
 	return r.cache.Close()
 }

@@ -60,5 +60,15 @@
 // bounded by a timeout of at most 5 s. Only while no lookup of a service has
 // ever succeeded does Resolve return the failure.
 //
-// A Resolver's goroutines end with [Resolver.Close].
+// # Metrics
+//
+// For every service it resolves, the Resolver reports through
+// [WithMeterProvider] (the global provider by default), with the attributes
+// pier.service and registry="dns": pier.discovery.instances (gauge, the
+// instances Resolve returns), pier.discovery.staleness (gauge, seconds, as
+// [Resolver.Staleness]) and pier.discovery.watch.errors (counter, failed
+// lookups).
+//
+// A Resolver's goroutines end, and its gauges are unregistered, with
+// [Resolver.Close].
 package dns

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults for a [Resolver]. Each can be changed with the option named beside it.
@@ -53,6 +55,7 @@ type config struct {
 	refresh    time.Duration
 	minBackoff time.Duration
 	maxBackoff time.Duration
+	meter      metric.MeterProvider
 	errs       []error
 }
 
@@ -177,6 +180,17 @@ func WithBackoff(min, max time.Duration) Option {
 			c.fail("WithBackoff(%v, %v): max below min (%v)", min, max, c.minBackoff)
 		}
 	}
+}
+
+// WithMeterProvider sets where the Resolver's metrics go: for every service
+// it resolves, pier.discovery.instances (the instances Resolve returns),
+// pier.discovery.staleness (see [Resolver.Staleness], in seconds) and
+// pier.discovery.watch.errors (failed lookups), with the attributes
+// pier.service and registry="dns". The gauges' callback is unregistered by
+// [Resolver.Close]. The default is otel.GetMeterProvider() at the time of
+// [New], the global provider; nil keeps the default.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) { c.meter = mp }
 }
 
 // checkLabel returns what is wrong with s as the port name or protocol of an

@@ -19,8 +19,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
 	"github.com/pier-go/pier/discovery"
 )
+
+// RegistryKey is the attribute of the cache's metrics that names it: "consul",
+// "dns". The other is the service's, discovery.ServiceKey.
+const RegistryKey = attribute.Key("registry")
 
 // Fetch returns the instances of service once they may differ from those at
 // index, with the index of what it returns: a Consul blocking query, or a DNS
@@ -36,6 +44,13 @@ type Options struct {
 	// OnChange, if set, is called from the watch goroutine after every fetch with
 	// the service and its new state.
 	OnChange func(service string, st State)
+	// Meter, if set, makes the cache report, for every service it watches,
+	// with the attributes pier.service and registry (the cache's name):
+	// pier.discovery.instances, the size of the last-known-good set;
+	// pier.discovery.staleness, [State.Staleness] in seconds; and
+	// pier.discovery.watch.errors, a count of failed fetches. The gauges'
+	// callback is registered in New and unregistered by Close.
+	Meter metric.Meter
 }
 
 // State is what a Cache knows of one service.
@@ -80,12 +95,17 @@ type Cache struct {
 	entries atomic.Pointer[map[string]*entry]
 	mu      sync.Mutex // serialises writers of entries and closed
 	closed  bool
+
+	errors metric.Int64Counter // nil without Options.Meter
+	gauges metric.Registration // nil without Options.Meter
 }
 
 type entry struct {
 	service string
 	ready   chan struct{} // closed after the first fetch, failed or not
 	state   atomic.Pointer[State]
+	attrs   metric.MeasurementOption // {pier.service, registry}
+	addOpts []metric.AddOption       // attrs, for the counter
 }
 
 // New returns a Cache that fetches with fetch; name prefixes its errors.
@@ -99,7 +119,37 @@ func New(name string, fetch Fetch, opts Options) *Cache {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cache{name: name, fetch: fetch, opts: opts, ctx: ctx, cancel: cancel}
 	c.entries.Store(&map[string]*entry{})
+	if opts.Meter != nil {
+		c.instrument(opts.Meter)
+	}
 	return c
+}
+
+// instrument makes the cache's instruments with m and registers the gauges'
+// callback. An instrument m refuses comes back beside an error, which has
+// nowhere to go: a resolver cannot fail for metrics.
+func (c *Cache) instrument(m metric.Meter) {
+	c.errors, _ = m.Int64Counter("pier.discovery.watch.errors", metric.WithUnit("{error}"),
+		metric.WithDescription("Failed fetches of a service's instances from the registry."))
+	instances, _ := m.Int64ObservableGauge("pier.discovery.instances", metric.WithUnit("{instance}"),
+		metric.WithDescription("Instances of a service that Resolve returns: the last-known-good set."))
+	staleness, _ := m.Float64ObservableGauge("pier.discovery.staleness", metric.WithUnit("s"),
+		metric.WithDescription("How long a service's instances have gone unconfirmed by the registry: 0 while its watch succeeds."))
+	if c.errors == nil { // a provider that gave no instrument at all
+		c.errors = noop.Int64Counter{}
+	}
+	if instances == nil || staleness == nil {
+		return
+	}
+	c.gauges, _ = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		now := time.Now()
+		for _, e := range *c.entries.Load() {
+			st := e.state.Load()
+			o.ObserveInt64(instances, int64(len(st.Instances)), e.attrs)
+			o.ObserveFloat64(staleness, st.Staleness(now).Seconds(), e.attrs)
+		}
+		return nil
+	}, instances, staleness)
 }
 
 // Resolve returns the cached instances of service. The first call for a service
@@ -144,14 +194,19 @@ func (c *Cache) State(service string) (State, bool) {
 	return *e.state.Load(), true
 }
 
-// Close stops every watch and waits for them. Resolve fails after it, and so do
-// Resolves waiting for a first answer when it is called. Close is idempotent.
+// Close stops every watch and waits for them, and unregisters the gauges'
+// callback. Resolve fails after it, and so do Resolves waiting for a first
+// answer when it is called. Close is idempotent.
 func (c *Cache) Close() error {
 	c.mu.Lock()
+	first := !c.closed
 	c.closed = true
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	if first && c.gauges != nil {
+		_ = c.gauges.Unregister()
+	}
 	return nil
 }
 
@@ -173,6 +228,10 @@ func (c *Cache) entry(service string) (*entry, error) {
 		return e, nil
 	}
 	e := &entry{service: service, ready: make(chan struct{})}
+	if c.errors != nil {
+		e.attrs = metric.WithAttributeSet(attribute.NewSet(discovery.ServiceKey.String(service), RegistryKey.String(c.name)))
+		e.addOpts = []metric.AddOption{e.attrs}
+	}
 	e.state.Store(&State{Updated: time.Now(), Err: errors.New("no answer yet")})
 	next := make(map[string]*entry, len(old)+1)
 	maps.Copy(next, old)
@@ -208,6 +267,9 @@ func (c *Cache) watch(e *entry) {
 		if err != nil {
 			st.Err = err
 			st.Failures++
+			if c.errors != nil {
+				c.errors.Add(c.ctx, 1, e.addOpts...)
+			}
 			// Ask for the current set at once when the source answers again,
 			// rather than wait on the last index: the set may have changed
 			// meanwhile, staleness should end with the first answer, not after a

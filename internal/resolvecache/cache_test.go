@@ -79,6 +79,11 @@ func TestLastKnownGoodSurvivesErrors(t *testing.T) {
 	for range 3 {
 		src.steps <- step{err: errors.New("connection refused")}
 	}
+	// The watch took the third failure; wait until it has stored it.
+	waitUntil(t, "the third failure is recorded", func() bool {
+		st, _ := c.State("users")
+		return st.Failures >= 3
+	})
 	got, err = c.Resolve(context.Background(), "users")
 	if err != nil || len(got) != 2 {
 		t.Fatalf("Resolve during failures = %v, %v; want the last-known-good set", got, err)
