@@ -152,10 +152,12 @@ func ExampleAccessLog() {
 	mux.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "hello")
 	})
-	h := service.AccessLog(logger)(mux)
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/users/7", nil))
+	h := service.RequestID()(service.AccessLog(logger)(mux))
+	req := httptest.NewRequest("GET", "/users/7", nil)
+	req.Header.Set(service.RequestIDHeader, "7f3a9c")
+	h.ServeHTTP(httptest.NewRecorder(), req)
 	// Output:
-	// level=INFO msg=request method=GET path=/users/7 route="GET /users/{id}" status=200 bytes=5 request_id=""
+	// level=INFO msg=request method=GET path=/users/7 route="GET /users/{id}" status=200 bytes=5 request_id=7f3a9c
 }
 
 func ExampleTimeout() {

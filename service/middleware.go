@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pier-go/pier/internal/problem"
 	"github.com/pier-go/pier/internal/requestid"
 )
@@ -34,12 +36,16 @@ func RequestIDFromContext(ctx context.Context) string {
 // response, logs the panic with its stack at Error on logger, and keeps the
 // server serving. When the handler had already started its response, the
 // connection is aborted instead (a truncated answer must not look complete).
-// http.ErrAbortHandler passes through untouched, as net/http expects. A nil
-// logger discards the log. The middleware is safe for concurrent use.
+// http.ErrAbortHandler passes through untouched, as net/http expects. The
+// problem and the log line carry the request ID and, inside a [Service], the
+// trace ID of the request's span (the log line through [NewContextHandler],
+// which wraps logger's handler). A nil logger discards the log. The middleware
+// is safe for concurrent use.
 func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	logger = withContextHandler(logger)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rec, _ := record(w)
@@ -51,23 +57,30 @@ func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 				if v == http.ErrAbortHandler { // net/http compares it the same way
 					panic(v)
 				}
-				// The request ID middleware runs inside this one, so its ID is on
-				// the response header rather than in r's context.
-				id := rec.Header().Get(RequestIDHeader)
-				logger.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+				// The request ID and the span are made inside this middleware,
+				// so they are found on the response header and the recorder
+				// (see telemetry.finish) rather than in r's context.
+				ctx := r.Context()
+				if id := rec.Header().Get(RequestIDHeader); id != "" && requestid.FromContext(ctx) == "" {
+					ctx = requestid.NewContext(ctx, id)
+				}
+				if rec.traceID.IsValid() && !trace.SpanContextFromContext(ctx).IsValid() {
+					ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+						TraceID: rec.traceID, SpanID: rec.spanID,
+					}))
+				}
+				logger.LogAttrs(ctx, slog.LevelError, "panic serving request",
 					slog.Any("panic", v),
 					slog.String("method", r.Method),
 					slog.String("path", r.URL.Path),
-					slog.String("request_id", id),
 					slog.String("stack", string(debug.Stack())),
 				)
 				if rec.wroteHeader {
 					panic(http.ErrAbortHandler)
 				}
-				problem.Write(rec, r, problem.Problem{
-					Status:    http.StatusInternalServerError,
-					Detail:    "the server failed to handle the request",
-					RequestID: id,
+				problem.Write(rec, r.WithContext(ctx), problem.Problem{
+					Status: http.StatusInternalServerError,
+					Detail: "the server failed to handle the request",
 				})
 			}()
 			next.ServeHTTP(rec, r)
@@ -81,57 +94,59 @@ func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 // request's context ([RequestIDFromContext]) and set on the response header. The
 // middleware is safe for concurrent use.
 func RequestID() func(http.Handler) http.Handler {
-	return requestContext(0, false)
-}
-
-// requestContext returns middleware that sets the request ID and the request
-// deadline, with one copy of the request for both: the Service's stack uses it
-// in place of RequestID and the deadline half of Timeout, since copying a
-// request is most of what either costs. The deadline is d from now (none when
-// d <= 0), or, when adopt is set and the caller sent its remaining budget in
-// discovery.TimeoutHeader, that budget if it is smaller.
-func requestContext(d time.Duration, adopt bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var id string
-			if v := r.Header[requestIDKey]; len(v) == 1 && requestid.Valid(v[0]) {
-				id = v[0]
-			} else {
-				id = requestid.New()
-			}
-			w.Header()[requestIDKey] = []string{id}
-			ctx := requestid.NewContext(r.Context(), id)
-			limit, bounded := d, d > 0
-			if adopt {
-				if budget, ok := callerBudget(r.Header); ok && (!bounded || budget < limit) {
-					limit, bounded = budget, true // a budget of 0 is spent: the deadline has passed
-				}
-			}
-			if bounded {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, limit)
-				defer cancel()
-			}
-			r2 := r.WithContext(ctx)
+			r2 := r.WithContext(withRequestID(w, r))
 			next.ServeHTTP(w, r2)
 			r.Pattern = r2.Pattern // hand the matched route back out, as ServeMux does
 		})
 	}
 }
 
+// withRequestID returns r's context with the request's ID, the incoming one
+// when it is sane or else a new one, and sets it on w's header.
+func withRequestID(w http.ResponseWriter, r *http.Request) context.Context {
+	var id string
+	if v := r.Header[requestIDKey]; len(v) == 1 && requestid.Valid(v[0]) {
+		id = v[0]
+	} else {
+		id = requestid.New()
+	}
+	w.Header()[requestIDKey] = []string{id}
+	return requestid.NewContext(r.Context(), id)
+}
+
+// withDeadline bounds ctx by d from now (nothing when d <= 0) or, when adopt
+// is set and the caller sent its remaining budget in discovery.TimeoutHeader,
+// by that budget if it is smaller. cancel is nil when nothing bounds ctx.
+func withDeadline(ctx context.Context, h http.Header, d time.Duration, adopt bool) (_ context.Context, cancel context.CancelFunc) {
+	limit, bounded := d, d > 0
+	if adopt {
+		if budget, ok := callerBudget(h); ok && (!bounded || budget < limit) {
+			limit, bounded = budget, true // a budget of 0 is spent: the deadline has passed
+		}
+	}
+	if !bounded {
+		return ctx, nil
+	}
+	return context.WithTimeout(ctx, limit)
+}
+
 // AccessLog returns middleware that logs one line per request on logger, after
 // the handler returns: method, path, route (the ServeMux pattern that matched,
-// such as "GET /users/{id}"), status, bytes written, duration and request ID. It
-// logs at Info, or at Error when the status is 5xx or the handler panicked. The
-// line is logged with the request's context, so a handler that adds trace
-// attributes sees them on it. A nil logger logs nothing. The middleware is safe for
+// such as "GET /users/{id}"), status, bytes written and duration, plus the
+// request_id, trace_id and span_id that the request's context carries, added by
+// [NewContextHandler], with which AccessLog wraps logger's handler (unless it
+// is one already). It logs at Info, or at Error when the status is 5xx or the
+// handler panicked. A nil logger logs nothing. The middleware is safe for
 // concurrent use.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
-	return accessLog(logger, nil)
+	return accessLog(withContextHandler(logger), nil)
 }
 
 // accessLog is AccessLog with quiet: requests for which it reports true (the
 // health probes, polled every few seconds) are logged at Debug unless they fail.
+// logger's handler must add the request ID (NewContextHandler does).
 func accessLog(logger *slog.Logger, quiet func(route string) bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if logger == nil {
@@ -170,7 +185,6 @@ func accessLog(logger *slog.Logger, quiet func(route string) bool) func(http.Han
 					slog.Int("status", status),
 					slog.Int64("bytes", rec.bytes),
 					slog.Duration("duration", time.Since(start)),
-					slog.String("request_id", requestid.FromContext(ctx)),
 					slog.Bool("panic", !returned),
 				}
 				n := len(attrs)
@@ -229,8 +243,8 @@ const timeoutKey = "X-Pier-Timeout-Ms"
 // answerLate returns middleware that answers 503 for a handler that returns
 // past its context's deadline without having written anything: the answering
 // half of Timeout, which the Service places inside its access log so the log
-// sees the 503, while requestContext sets the deadline further out. d is the
-// limit named in the answer; d <= 0 names none.
+// sees the 503, while the Service's begin sets the deadline further out. d is
+// the limit named in the answer; d <= 0 names none.
 func answerLate(d time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		detail := "the request did not complete within its deadline"
@@ -302,6 +316,13 @@ type recorder struct {
 	bytes       int64  // body bytes written
 	wroteHeader bool   // a final (non-1xx) status has been sent
 	route       string // the ServeMux pattern that matched, set by routeRecorder
+
+	rt *routeTelemetry // the matched route's, set by routeRecorder
+
+	// The request's span, set for Recover when the handler panics (see
+	// telemetry.finish).
+	traceID trace.TraceID
+	spanID  trace.SpanID
 }
 
 // record returns w when it is a recorder, else a new recorder around w.

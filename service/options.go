@@ -7,8 +7,13 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/health"
+	"github.com/pier-go/pier/resilience"
 )
 
 // Defaults for a [Service]. Each can be changed with the option named beside it.
@@ -74,6 +79,16 @@ type config struct {
 	advertise       string
 	instanceID      string
 	tags            []string
+
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	propagator     propagation.TextMapPropagator
+	metricsPath    string
+	metricsPathSet bool // WithMetricsPath was given
+	adminAddr      string
+	pprof          bool
+	shed           bool
+	shedOpts       []resilience.ShedOption
 }
 
 func defaultConfig() config {
@@ -84,6 +99,7 @@ func defaultConfig() config {
 		drainDelay:      DefaultDrainDelay,
 		shutdownTimeout: DefaultShutdownTimeout,
 		accessLog:       true,
+		metricsPath:     DefaultMetricsPath,
 	}
 }
 
@@ -110,7 +126,8 @@ func WithVersion(v string) Option {
 // WithLogger sets the logger for the Service's own logs and its access log. The
 // default is [NewLogger] with no options: JSON on stderr, or tint when stderr is a
 // terminal, with LOG_LEVEL and LOG_FORMAT honoured. The Service adds a "service"
-// attribute with its name.
+// attribute with its name, and wraps the handler with [NewContextHandler] so that
+// lines logged with a request's context carry trace_id, span_id and request_id.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
@@ -126,8 +143,9 @@ func WithHealthCheck(name string, c health.Checker, opts ...health.CheckOption) 
 }
 
 // WithMiddleware appends middleware that wraps every route, inside the built-in
-// stack (recovery, request ID, access log, request timeout, body limit). The first
-// given is the outermost. The default is none.
+// stack (recovery, request ID, trace span, access log, load shedding, request
+// timeout, body limit), so it sees the request ID, the span and the deadline.
+// The first given is the outermost. The default is none.
 func WithMiddleware(mw ...func(http.Handler) http.Handler) Option {
 	return func(c *config) { c.middleware = append(c.middleware, mw...) }
 }
@@ -182,13 +200,14 @@ func WithOnStop(f func(ctx context.Context) error) Option {
 }
 
 // WithAccessLog turns the access log on or off. The default is on: one line per
-// request at Info (Error for 5xx; Debug for the health endpoints).
+// request at Info (Error for 5xx; Debug for the health and metrics endpoints).
 func WithAccessLog(on bool) Option {
 	return func(c *config) { c.accessLog = on }
 }
 
 // WithClientOptions configures the client [Service.Client] returns. The default
-// is [discovery.NewClient]'s defaults.
+// is [discovery.NewClient]'s defaults, with the Service's tracer provider, meter
+// provider and propagator; opts are applied after those, so they win.
 func WithClientOptions(opts ...discovery.ClientOption) Option {
 	return func(c *config) { c.clientOpts = append(c.clientOpts, opts...) }
 }

@@ -33,9 +33,16 @@ type Service struct {
 	mux     *http.ServeMux
 	health  *health.Monitor
 	handler http.Handler // the middleware stack around mux
+	tel     *telemetry
+	admin   http.Handler // served on the admin listener; nil without one
 
-	running atomic.Bool
-	addr    atomic.Pointer[net.Addr]
+	// metricsRoute is the pattern of the metrics endpoint on mux, "" when it
+	// is served elsewhere or not at all.
+	metricsRoute string
+
+	running   atomic.Bool
+	addr      atomic.Pointer[net.Addr]
+	adminAddr atomic.Pointer[net.Addr]
 
 	// after starts the drain delay; tests replace it to hold a Service in its
 	// draining state for as long as they look at it.
@@ -53,9 +60,13 @@ type Service struct {
 // New returns a Service named name, configured by opts. The name identifies the
 // service to its callers and its registry, so it must be a DNS label: 1 to 63
 // lowercase letters, digits and hyphens, not starting or ending with a hyphen.
-// New binds nothing and starts nothing; [Service.Run] does. It returns an error
-// for a bad name or option, or when the default logger cannot be built from
-// LOG_LEVEL and LOG_FORMAT.
+// New binds nothing and starts nothing; [Service.Run] does. (When OTEL_*
+// environment variables configure exporters, the SDK providers New builds for
+// them run their export goroutines from then until Run returns: see
+// "Telemetry" in the package documentation.) It returns an error for a bad
+// name or option, when the default logger cannot be built from LOG_LEVEL and
+// LOG_FORMAT, or when the OTEL_* variables name an exporter that does not
+// exist.
 func New(name string, opts ...Option) (*Service, error) {
 	if err := discovery.ValidateServiceName(name); err != nil {
 		return nil, fmt.Errorf("service: %w", err) // one rule for services and registries
@@ -75,6 +86,9 @@ func New(name string, opts ...Option) (*Service, error) {
 			return nil, fmt.Errorf("service %q: nil middleware", name)
 		}
 	}
+	if err := cfg.validateTelemetry(); err != nil {
+		return nil, fmt.Errorf("service %q: %w", name, err)
+	}
 	logger := cfg.logger
 	if logger == nil {
 		var err error
@@ -82,7 +96,7 @@ func New(name string, opts ...Option) (*Service, error) {
 			return nil, err
 		}
 	}
-	logger = logger.With(slog.String("service", name))
+	logger = withContextHandler(logger).With(slog.String("service", name))
 
 	mon := health.New()
 	for _, c := range cfg.checks {
@@ -98,34 +112,73 @@ func New(name string, opts ...Option) (*Service, error) {
 			return nil, fmt.Errorf("service %q: %w", name, err)
 		}
 	}
+	tel, err := newTelemetry(name, &s.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("service %q: %w", name, err)
+	}
+	s.tel = tel
 	s.Handle("GET "+LivePath, mon.LiveHandler())
 	s.Handle("GET "+ReadyPath, mon.ReadyHandler())
 	s.Handle("GET "+HealthPath, mon.DetailHandler())
+	if cfg.adminAddr != "" {
+		admin, err := adminMux(tel.metrics, cfg.metricsPath, cfg.pprof)
+		if err != nil {
+			_ = tel.shutdown(time.Second)
+			return nil, fmt.Errorf("service %q: %w", name, err)
+		}
+		s.admin = Recover(logger)(admin)
+	} else if tel.metrics != nil {
+		s.metricsRoute = "GET " + cfg.metricsPath
+		s.Handle(s.metricsRoute, tel.metrics)
+	}
 	s.handler = s.stack(s.mux)
 	return s, nil
 }
 
+// validateTelemetry checks the options that only make sense together.
+func (c *config) validateTelemetry() error {
+	if c.pprof && c.adminAddr == "" {
+		return errors.New("WithPprof needs WithAdminAddr: profiles are never served on the main listener")
+	}
+	if c.meterProvider != nil {
+		if c.metricsPathSet && c.metricsPath != "" {
+			return errors.New("WithMetricsPath needs the Service's own meter provider: " +
+				"with WithMeterProvider, mount your Prometheus exporter's handler yourself")
+		}
+		c.metricsPath = "" // the Service has no registry to serve
+	}
+	if c.metricsPath != "" && !strings.HasPrefix(c.metricsPath, "/") {
+		return fmt.Errorf("metrics path %q does not start with /", c.metricsPath)
+	}
+	return nil
+}
+
 // stack wraps h in the built-in middleware, outermost first: recovery, request
-// ID, access log, request timeout, body limit, then the user's. The request ID
-// and the deadline are set together, outside the access log, with one copy of
-// the request (see requestContext); the timeout's 503 is written inside it. The
-// deadline is the smaller of the request timeout and the caller's budget in
-// discovery.TimeoutHeader.
+// ID, trace span (and HTTP metrics), access log, load shedding, request
+// timeout, body limit, then the user's. The request ID, the deadline and the
+// span are set together, with one copy of the request (see begin); the
+// timeout's 503 is written inside the access log. The deadline is the smaller
+// of the request timeout and the caller's budget in discovery.TimeoutHeader.
 func (s *Service) stack(h http.Handler) http.Handler {
 	for i := len(s.cfg.middleware) - 1; i >= 0; i-- {
 		h = s.cfg.middleware[i](h)
 	}
 	h = BodyLimit(s.cfg.bodyLimit)(h)
 	h = answerLate(0)(h) // the deadline may be the caller's budget, not ours: name neither
-	if s.cfg.accessLog {
-		h = accessLog(s.logger, isHealthRoute)(h)
+	if s.cfg.shed {
+		h = s.shedding(h)
 	}
-	h = requestContext(s.cfg.requestTimeout, true)(h)
+	if s.cfg.accessLog {
+		h = accessLog(s.logger, s.isQuietRoute)(h)
+	}
+	h = s.begin(h)
 	return Recover(s.logger)(h)
 }
 
-func isHealthRoute(route string) bool {
-	return strings.HasPrefix(route, "GET "+HealthPath)
+// isQuietRoute reports whether the access log logs route at Debug: the health
+// probes and metrics scrapes, which come every few seconds.
+func (s *Service) isQuietRoute(route string) bool {
+	return strings.HasPrefix(route, "GET "+HealthPath) || s.metricsRoute != "" && route == s.metricsRoute
 }
 
 // Name returns the name the Service was made with.
@@ -140,7 +193,8 @@ func (s *Service) Health() *health.Monitor { return s.health }
 
 // Client returns the Service's client for calling other services by name,
 // http://users/users/42: a [discovery.NewClient] over the Service's registry
-// (see [WithRegistry]), configured by [WithClientOptions]. Pass the incoming
+// (see [WithRegistry]), with the Service's tracer provider, meter provider
+// and propagator, configured by [WithClientOptions]. Pass the incoming
 // request's context to its calls so that its deadline travels downstream.
 // Without a registry, hosts are resolved as usual (DNS) and sent as they are.
 // Every call returns the same client, safe for concurrent use.
@@ -150,7 +204,9 @@ func (s *Service) Client() *http.Client {
 		if s.cfg.registry != nil {
 			r = s.cfg.registry
 		}
-		s.client = discovery.NewClient(r, s.cfg.clientOpts...)
+		// The Service's telemetry first, so that the user's options win.
+		opts := append(s.clientTelemetry(), s.cfg.clientOpts...)
+		s.client = discovery.NewClient(r, opts...)
 	})
 	return s.client
 }
@@ -201,18 +257,23 @@ func (s *Service) handle(pattern string, h http.Handler) (err error) {
 			err = fmt.Errorf("service %q: handle %q: %v", s.name, pattern, v)
 		}
 	}()
-	s.mux.Handle(pattern, routeRecorder(h))
+	s.mux.Handle(pattern, routeRecorder(pattern, h))
 	return nil
 }
 
 // routeRecorder hands the matched pattern to the access log through the
 // recorder, which it reaches through any writers that user middleware wrapped
-// around it (they may also have replaced the request, hiding r.Pattern).
-func routeRecorder(h http.Handler) http.Handler {
+// around it, and with it the route's http.route for the request's metrics; it
+// also names the request's span (see routeTelemetry.record). User middleware
+// may have replaced the request, hiding r.Pattern from the middleware outside
+// it.
+func routeRecorder(pattern string, h http.Handler) http.Handler {
+	rt := newRouteTelemetry(pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rec := findRecorder(w); rec != nil {
-			rec.route = r.Pattern
+			rec.route, rec.rt = r.Pattern, rt
 		}
+		rt.record(r)
 		h.ServeHTTP(w, r)
 	})
 }
@@ -242,11 +303,31 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // closed); then the OnStop hooks run in reverse order. Run returns the errors of
 // these steps joined.
 //
+// With an admin address ([WithAdminAddr]), Run binds it right after the main
+// listener, with the same fail-fast rule, serves it while the main listener
+// serves, and shuts it down after the OnStop hooks. Last of all, Run flushes
+// and shuts down the telemetry providers it built from the OTEL_* environment
+// variables (see [WithTracerProvider]), and then the Service's own meter
+// provider; providers given as options are left to their owner.
+//
 // Signal handling belongs to main: pass a context from signal.NotifyContext.
 func (s *Service) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("service %q: Run called more than once", s.name)
 	}
+	err := s.run(ctx)
+	if terr := s.tel.shutdown(s.cfg.shutdownTimeout); terr != nil {
+		err = errors.Join(err, fmt.Errorf("service %q: telemetry shutdown: %w", s.name, terr))
+	}
+	if err != nil {
+		return err // main logs it: handled once
+	}
+	s.logger.LogAttrs(context.Background(), slog.LevelInfo, "service stopped")
+	return nil
+}
+
+// run is Run after its once-only check and before the telemetry shutdown.
+func (s *Service) run(ctx context.Context) error {
 	s.mu.Lock()
 	routeErr := errors.Join(s.routeEr...)
 	s.mu.Unlock()
@@ -270,6 +351,13 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	var admin *adminServer
+	if s.admin != nil {
+		if admin, err = s.listenAdmin(ctx); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
 
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -285,12 +373,18 @@ func (s *Service) Run(ctx context.Context) error {
 	started, err := s.start(ctx)
 	if err != nil {
 		_ = ln.Close()
+		if admin != nil {
+			_ = admin.ln.Close()
+		}
 		return errors.Join(err, s.stop(started))
 	}
 
 	s.health.SetState(health.StateServing)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if admin != nil {
+		admin.serve(ctx)
+	}
 	s.logger.LogAttrs(ctx, slog.LevelInfo, "service started",
 		slog.String("addr", addr.String()), slog.String("version", s.cfg.version))
 
@@ -319,11 +413,10 @@ func (s *Service) Run(ctx context.Context) error {
 	<-registered
 	errs = append(errs, s.shutdown(srv, served, in)...)
 	errs = append(errs, s.stop(started))
-	if err := errors.Join(errs...); err != nil {
-		return err // main logs it: handled once
+	if admin != nil {
+		errs = append(errs, admin.shutdown(s.cfg.shutdownTimeout)...)
 	}
-	s.logger.LogAttrs(context.Background(), slog.LevelInfo, "service stopped")
-	return nil
+	return errors.Join(errs...)
 }
 
 // shutdown stops srv without losing a request, in the order that achieves it:

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pier-go/pier/internal/requestid"
 )
 
@@ -38,7 +40,8 @@ type Problem struct {
 	// RequestID is the request's X-Request-ID. Empty means the ID from the
 	// request's context, when there is one.
 	RequestID string `json:"request_id,omitempty"`
-	// TraceID is the request's W3C trace ID, when the request is traced.
+	// TraceID is the request's W3C trace ID, 32 hex digits. Empty means the
+	// trace ID of the span in the request's context, when there is one.
 	TraceID string `json:"trace_id,omitempty"`
 	// Extra holds extension members. Keys that clash with the members above are
 	// ignored.
@@ -94,17 +97,25 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 	return out, nil
 }
 
-// Write sends p as the response to r. It fills Status, Title and RequestID when they
-// are empty, sets Content-Type and Content-Length, and marks the answer as not to be
-// cached. The body is encoded before anything is written, so a value in Extra that
+// Write sends p as the response to r. It fills Status, Title, RequestID and TraceID
+// when they are empty, sets Content-Type and Content-Length, and marks the answer as
+// not to be cached. The body is encoded before anything is written, so a value in Extra that
 // cannot be encoded yields a plain 500 problem rather than half a document.
 func Write(w http.ResponseWriter, r *http.Request, p Problem) {
 	p.Status = p.status()
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
 	}
-	if p.RequestID == "" && r != nil {
-		p.RequestID = requestid.FromContext(r.Context())
+	if r != nil {
+		ctx := r.Context()
+		if p.RequestID == "" {
+			p.RequestID = requestid.FromContext(ctx)
+		}
+		if p.TraceID == "" {
+			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+				p.TraceID = sc.TraceID().String()
+			}
+		}
 	}
 	body, err := json.Marshal(p)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/pier-go/pier/internal/requestid"
@@ -89,5 +90,41 @@ func TestError(t *testing.T) {
 	}
 	if got := (&Problem{}).Error(); got != "Internal Server Error" {
 		t.Fatalf("Error() = %q", got)
+	}
+}
+
+func TestWriteTraceID(t *testing.T) {
+	traceID := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	spanCtx := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: trace.SpanID{0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, TraceFlags: trace.FlagsSampled,
+	})
+	tests := []struct {
+		name string
+		ctx  context.Context
+		p    Problem
+		want string // trace_id in the body; "" for none
+	}{
+		{"from the span context", trace.ContextWithSpanContext(context.Background(), spanCtx), Problem{}, traceID.String()},
+		{"explicit wins", trace.ContextWithSpanContext(context.Background(), spanCtx), Problem{TraceID: "explicit"}, "explicit"},
+		{"no span", context.Background(), Problem{}, ""},
+		{"invalid span context", trace.ContextWithSpanContext(context.Background(), trace.SpanContext{}), Problem{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			Write(rec, httptest.NewRequestWithContext(tt.ctx, "GET", "/", nil), tt.p)
+			var got struct {
+				TraceID *string `json:"trace_id"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.want == "" && got.TraceID != nil:
+				t.Fatalf("trace_id = %q, want none", *got.TraceID)
+			case tt.want != "" && (got.TraceID == nil || *got.TraceID != tt.want):
+				t.Fatalf("trace_id = %v, want %q (body %s)", got.TraceID, tt.want, rec.Body)
+			}
+		})
 	}
 }
