@@ -8,49 +8,16 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pier-go/pier/discovery/consul"
+	"github.com/pier-go/pier/internal/metrictest"
 )
 
-// metricValue returns the value of the point of the int64 counter or gauge,
-// or float64 gauge, name for the service users on the registry consul, and
-// whether there is one.
+// metricValue returns the value of the point of the metric name for the
+// service users on the registry consul, and whether there is one.
 func metricValue(tb testing.TB, r *sdkmetric.ManualReader, name string) (float64, bool) {
 	tb.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		tb.Fatal(err)
-	}
-	want := attribute.NewSet(attribute.String("pier.service", "users"), attribute.String("registry", "consul"))
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					if p.Attributes.Equals(&want) {
-						return float64(p.Value), true
-					}
-				}
-			case metricdata.Gauge[int64]:
-				for _, p := range d.DataPoints {
-					if p.Attributes.Equals(&want) {
-						return float64(p.Value), true
-					}
-				}
-			case metricdata.Gauge[float64]:
-				for _, p := range d.DataPoints {
-					if p.Attributes.Equals(&want) {
-						return p.Value, true
-					}
-				}
-			}
-		}
-	}
-	return 0, false
+	return metrictest.Value(tb, r, name, attribute.String("pier.service", "users"), attribute.String("registry", "consul"))
 }
 
 func TestMetrics(t *testing.T) {

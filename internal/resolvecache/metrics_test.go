@@ -6,52 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/internal/metrictest"
 )
 
-// point returns the value of the int64 or float64 point of the metric name
-// whose attributes are users' on the registry "test", and whether there is one.
-func point(t *testing.T, r *sdkmetric.ManualReader, name string) (float64, bool) {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	want := attribute.NewSet(discovery.ServiceKey.String("users"), RegistryKey.String("test"))
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					if p.Attributes.Equals(&want) {
-						return float64(p.Value), true
-					}
-				}
-			case metricdata.Gauge[int64]:
-				for _, p := range d.DataPoints {
-					if p.Attributes.Equals(&want) {
-						return float64(p.Value), true
-					}
-				}
-			case metricdata.Gauge[float64]:
-				for _, p := range d.DataPoints {
-					if p.Attributes.Equals(&want) {
-						return p.Value, true
-					}
-				}
-			default:
-				t.Fatalf("%s: unexpected data %T", name, m.Data)
-			}
-		}
-	}
-	return 0, false
+// point returns the value of the point of the metric name whose attributes are
+// users' on the registry "test", and whether there is one.
+func point(tb testing.TB, r *sdkmetric.ManualReader, name string) (float64, bool) {
+	tb.Helper()
+	return metrictest.Value(tb, r, name, discovery.ServiceKey.String("users"), RegistryKey.String("test"))
 }
 
 func TestMetrics(t *testing.T) {
