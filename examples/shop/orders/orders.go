@@ -1,0 +1,477 @@
+package orders
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+
+	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/examples/shop/internal/ids"
+	"github.com/pier-go/pier/examples/shop/internal/shopauth"
+	"github.com/pier-go/pier/examples/shop/internal/web"
+	"github.com/pier-go/pier/service"
+)
+
+// Bounds on an order.
+const (
+	MaxItems    = 50
+	MaxQuantity = 1000
+	// ListLimit is how many orders GET /orders returns: the newest.
+	ListLimit = 100
+	// CompensationTimeout bounds the releases and refunds that undo a failed
+	// step. They run even when the caller has gone: a saga half undone would
+	// hold stock or money.
+	CompensationTimeout = 10 * time.Second
+)
+
+// Orders serves the orders service's routes:
+//
+//	POST /orders             (bearer; optional Idempotency-Key) {"items":[{"product_id","quantity"}],"card_number"}
+//	                         -> 201 the order, "confirmed"; 409 short stock; 402 declined; 503 undecided
+//	GET  /orders             (bearer) {"orders":[...]} the caller's, newest first
+//	GET  /orders/{id}        (bearer) the caller's order; 404 for anyone else's
+//	POST /orders/{id}/cancel (bearer) -> 200 the order, "cancelled"
+type Orders struct {
+	store  Store
+	client *http.Client
+	log    *slog.Logger
+}
+
+// New mounts the orders routes on svc, with orders kept in store, the
+// Idempotency-Keys of POST /orders in keys, and bearer tokens checked by v.
+// It calls users, products and payments with svc.Client().
+func New(svc *service.Service, store Store, keys service.IdempotencyStore, v *shopauth.Verifier) (*Orders, error) {
+	if svc == nil || store == nil || keys == nil || v == nil {
+		return nil, errors.New("orders: New needs a service, a store, an idempotency store and a verifier")
+	}
+	o := &Orders{store: store, client: svc.Client(), log: svc.Logger()}
+	authed := shopauth.Require(v)
+	// A key is the caller's: the scope holds the verified subject, so two
+	// users who pick the same key never share an answer.
+	idem := service.IdempotencyKeys(keys, service.WithIdempotencyScope(func(r *http.Request) string {
+		c, _ := shopauth.FromContext(r.Context())
+		return "POST /orders " + c.Subject
+	}))
+	svc.Handle("POST /orders", authed(idem(http.HandlerFunc(o.create))))
+	svc.Handle("GET /orders", authed(http.HandlerFunc(o.list)))
+	svc.Handle("GET /orders/{id}", authed(http.HandlerFunc(o.get)))
+	svc.Handle("POST /orders/{id}/cancel", authed(http.HandlerFunc(o.cancel)))
+	return o, nil
+}
+
+type orderJSON struct {
+	ID         string    `json:"id"`
+	Status     string    `json:"status"`
+	Reason     string    `json:"reason,omitempty"`
+	Items      []Item    `json:"items"`
+	TotalCents int64     `json:"total_cents"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+func view(o Order) orderJSON {
+	return orderJSON{ID: o.ID, Status: o.Status, Reason: o.Reason, Items: o.Items, TotalCents: o.TotalCents, CreatedAt: o.CreatedAt.UTC()}
+}
+
+type placeOrder struct {
+	Items []struct {
+		ProductID string `json:"product_id"`
+		Quantity  int64  `json:"quantity"`
+	} `json:"items"`
+	CardNumber string `json:"card_number"`
+}
+
+func (in placeOrder) validate() error {
+	if len(in.Items) == 0 || len(in.Items) > MaxItems {
+		return fmt.Errorf("items must hold 1 to %d items", MaxItems)
+	}
+	seen := map[string]bool{}
+	for i, it := range in.Items {
+		switch {
+		case it.ProductID == "" || len(it.ProductID) > 100:
+			return fmt.Errorf("items[%d].product_id must be 1 to 100 bytes", i)
+		case it.Quantity < 1 || it.Quantity > MaxQuantity:
+			return fmt.Errorf("items[%d].quantity must be an integer from 1 to %d", i, MaxQuantity)
+		case seen[it.ProductID]:
+			return fmt.Errorf("items[%d]: product %s is listed twice; give its total quantity once", i, it.ProductID)
+		}
+		seen[it.ProductID] = true
+	}
+	if n := len(in.CardNumber); n < 12 || n > 19 || strings.Trim(in.CardNumber, "0123456789") != "" {
+		return errors.New("card_number must be 12 to 19 digits")
+	}
+	return nil
+}
+
+// reservationID is the reservation of productID for order: the same for every
+// retry of the order, so that products reserves it once.
+func reservationID(order, productID string) string { return order + "." + productID }
+
+// chargeKey is the Idempotency-Key of the order's charge.
+func chargeKey(order string) string { return "charge-" + order }
+
+func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
+	var in placeOrder
+	if service.DecodeJSON(w, r, &in) != nil {
+		return
+	}
+	if err := in.validate(); err != nil {
+		web.Fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx := r.Context()
+	claims, _ := shopauth.FromContext(ctx)
+	token := r.Header.Get("Authorization")
+	order := Order{ID: ids.New("o"), UserID: claims.Subject, Status: Pending, CreatedAt: time.Now().Truncate(time.Millisecond)}
+	for _, it := range in.Items {
+		order.Items = append(order.Items, Item{ProductID: it.ProductID, Quantity: it.Quantity})
+	}
+
+	// 1. Record the order, pending.
+	if err := o.store.Create(ctx, order); err != nil {
+		web.Internal(w, r, o.log, err)
+		return
+	}
+	s := &saga{o: o, r: r, token: token, order: &order}
+
+	// 2. The caller must be a user (the token may outlive its account).
+	var user struct{ ID string }
+	res := s.call(ctx, http.MethodGet, "http://users/users/"+url.PathEscape(claims.Subject), "", nil, &user)
+	switch {
+	case res.err == nil && res.status == http.StatusOK:
+	case res.status == http.StatusNotFound || res.status == http.StatusUnauthorized:
+		s.abort(w, http.StatusUnauthorized, "the token's user does not exist")
+		return
+	default:
+		s.undecided(w, "users", res, false)
+		return
+	}
+
+	// 3. Reserve every item, at the price products holds.
+	for i := range order.Items {
+		it := &order.Items[i]
+		id := reservationID(order.ID, it.ProductID)
+		s.reserved = append(s.reserved, id) // released on failure, even when the answer was lost
+		var rsv struct {
+			PriceCents int64 `json:"price_cents"`
+		}
+		res := s.call(ctx, http.MethodPost, "http://products/reservations", id,
+			map[string]any{"id": id, "product_id": it.ProductID, "quantity": it.Quantity}, &rsv)
+		switch {
+		case res.err == nil && (res.status == http.StatusCreated || res.status == http.StatusOK):
+			it.PriceCents = rsv.PriceCents
+			order.TotalCents += rsv.PriceCents * it.Quantity
+		case res.status == http.StatusConflict && res.problem["available"] != nil:
+			s.abort(w, http.StatusConflict, res.detail(), "product_id", it.ProductID, "available", res.problem["available"])
+			return
+		case res.status == http.StatusNotFound:
+			s.abort(w, http.StatusNotFound, "no product "+it.ProductID, "product_id", it.ProductID)
+			return
+		default:
+			s.undecided(w, "products", res, false)
+			return
+		}
+	}
+
+	// 4. Charge the total.
+	var charge struct {
+		ID string `json:"id"`
+	}
+	res = s.call(ctx, http.MethodPost, "http://payments/charges", chargeKey(order.ID),
+		map[string]any{"reference": order.ID, "amount_cents": order.TotalCents, "card_number": in.CardNumber}, &charge)
+	switch {
+	case res.err == nil && (res.status == http.StatusCreated || res.status == http.StatusOK):
+	case res.status == http.StatusPaymentRequired:
+		reason, _ := res.problem["decline_code"].(string)
+		if reason == "" {
+			reason = "card_declined"
+		}
+		if !s.release() {
+			s.undecided(w, "products", callResult{}, false)
+			return
+		}
+		order.Status, order.Reason = Rejected, reason
+		cctx, cancel := s.compCtx()
+		defer cancel()
+		if _, err := o.store.Transition(cctx, Pending, order); err != nil {
+			web.Internal(w, r, o.log, err)
+			return
+		}
+		web.Fail(w, r, http.StatusPaymentRequired, "the card was declined ("+reason+"); the order is rejected",
+			"order_id", order.ID, "decline_code", reason)
+		return
+	case res.status == http.StatusBadRequest:
+		s.abort(w, http.StatusBadRequest, res.detail())
+		return
+	default:
+		s.undecided(w, "payments", res, true)
+		return
+	}
+
+	// 5. Confirmed.
+	order.Status = Confirmed
+	if ok, err := o.store.Transition(ctx, Pending, order); err != nil || !ok {
+		// The charge is made and the stock held, but the order cannot say so:
+		// undo both rather than leave money taken for a pending order.
+		s.refund()
+		s.release()
+		s.forget()
+		web.Internal(w, r, o.log, errors.Join(err, fmt.Errorf("orders: confirm %s: ok=%v", order.ID, ok)))
+		return
+	}
+	w.Header().Set("Location", "/orders/"+order.ID)
+	_ = service.WriteJSON(w, http.StatusCreated, view(order))
+}
+
+// saga holds what a placement has done, to undo it.
+type saga struct {
+	o        *Orders
+	r        *http.Request
+	token    string
+	order    *Order
+	reserved []string
+}
+
+// compCtx is the context compensations run in: the request's values and
+// trace, without its cancellation, bounded by CompensationTimeout.
+func (s *saga) compCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(s.r.Context()), CompensationTimeout)
+}
+
+// forget deletes the pending order row of a placement that did not happen.
+func (s *saga) forget() {
+	ctx, cancel := s.compCtx()
+	defer cancel()
+	if err := s.o.store.Delete(ctx, s.order.ID); err != nil {
+		s.o.log.ErrorContext(ctx, "delete aborted order", "order", s.order.ID, "error", err)
+	}
+}
+
+// release releases every reservation attempted; false when one failed (it is
+// logged: its stock stays held until released by hand).
+func (s *saga) release() bool {
+	ctx, cancel := s.compCtx()
+	defer cancel()
+	ok := true
+	for _, id := range s.reserved {
+		res := s.call(ctx, http.MethodDelete, "http://products/reservations/"+url.PathEscape(id), "", nil, nil)
+		if res.err != nil || res.status != http.StatusOK {
+			ok = false
+			s.o.log.ErrorContext(ctx, "release failed; stock stays held", "order", s.order.ID, "reservation", id,
+				"status", res.status, "error", res.err)
+		}
+	}
+	s.reserved = nil
+	return ok
+}
+
+// refund refunds (or voids, when it never arrived) the order's charge.
+func (s *saga) refund() bool {
+	ctx, cancel := s.compCtx()
+	defer cancel()
+	res := s.call(ctx, http.MethodPost, "http://payments/refunds", "refund-"+s.order.ID,
+		map[string]any{"reference": s.order.ID}, nil)
+	if res.err != nil || res.status != http.StatusOK {
+		s.o.log.ErrorContext(ctx, "refund failed; the charge may stand", "order", s.order.ID,
+			"status", res.status, "error", res.err)
+		return false
+	}
+	return true
+}
+
+// abort undoes a placement that failed for good: releases, deletes the order
+// row, and answers status.
+func (s *saga) abort(w http.ResponseWriter, status int, detail string, extra ...any) {
+	s.release()
+	s.forget()
+	web.Fail(w, s.r, status, detail, extra...)
+}
+
+// undecided undoes a placement whose step on service could not be decided,
+// refunding first when a charge may have been made, and answers 503 with
+// Retry-After.
+func (s *saga) undecided(w http.ResponseWriter, service string, res callResult, charged bool) {
+	if charged && !notSent(res.err) {
+		s.refund()
+	}
+	s.abortUnavailable(w, fmt.Sprintf("%s could not be reached or did not decide (%s); nothing is reserved or charged, try again", service, res.why()))
+}
+
+func (s *saga) abortUnavailable(w http.ResponseWriter, detail string) {
+	s.release()
+	s.forget()
+	web.Unavailable(w, s.r, detail)
+}
+
+// notSent reports whether err says the request never reached the service.
+func notSent(err error) bool {
+	return errors.Is(err, discovery.ErrNoInstances) || errors.Is(err, circuitbreaker.ErrOpen)
+}
+
+// callResult is what a call to another service came back with.
+type callResult struct {
+	status  int
+	problem map[string]any // the problem document of an error answer
+	err     error
+}
+
+func (c callResult) detail() string {
+	d, _ := c.problem["detail"].(string)
+	return d
+}
+
+func (c callResult) why() string {
+	switch {
+	case c.err != nil && errors.Is(c.err, discovery.ErrNoInstances):
+		return "no instance is up"
+	case c.err != nil && errors.Is(c.err, circuitbreaker.ErrOpen):
+		return "its circuit breaker is open"
+	case c.err != nil:
+		return "no answer"
+	case c.status != 0:
+		return fmt.Sprintf("answered %d", c.status)
+	}
+	return "compensation failed"
+}
+
+// call sends a JSON request to another service through the discovery-aware
+// client, with the caller's bearer token and, when key is set, an
+// Idempotency-Key (which also lets the client retry a POST). A 2xx answer is
+// decoded into out; an error answer's problem document into the result.
+func (s *saga) call(ctx context.Context, method, u, key string, body, out any) callResult {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return callResult{err: err}
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return callResult{err: err}
+	}
+	req.Header.Set("Authorization", s.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set(service.IdempotencyKeyHeader, key)
+	}
+	resp, err := s.o.client.Do(req)
+	if err != nil {
+		return callResult{err: err}
+	}
+	defer resp.Body.Close()
+	res := callResult{status: resp.StatusCode}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return callResult{status: resp.StatusCode, err: err}
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if out != nil {
+			if err := json.Unmarshal(data, out); err != nil {
+				res.err = fmt.Errorf("orders: %s %s: %w", method, u, err)
+			}
+		}
+		return res
+	}
+	_ = json.Unmarshal(data, &res.problem)
+	return res
+}
+
+func (o *Orders) list(w http.ResponseWriter, r *http.Request) {
+	c, _ := shopauth.FromContext(r.Context())
+	os, err := o.store.List(r.Context(), c.Subject, ListLimit)
+	if err != nil {
+		web.Internal(w, r, o.log, err)
+		return
+	}
+	out := struct {
+		Orders []orderJSON `json:"orders"`
+	}{Orders: make([]orderJSON, 0, len(os))}
+	for _, x := range os {
+		out.Orders = append(out.Orders, view(x))
+	}
+	_ = service.WriteJSON(w, http.StatusOK, out)
+}
+
+// own returns the caller's order id, answering 404 for anyone else's.
+func (o *Orders) own(w http.ResponseWriter, r *http.Request) (Order, bool) {
+	c, _ := shopauth.FromContext(r.Context())
+	id := r.PathValue("id")
+	x, err := o.store.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, ErrNotFound) || (err == nil && x.UserID != c.Subject):
+		// Someone else's order is as unknown as one that does not exist.
+		web.Fail(w, r, http.StatusNotFound, "no order "+id)
+		return Order{}, false
+	case err != nil:
+		web.Internal(w, r, o.log, err)
+		return Order{}, false
+	}
+	return x, true
+}
+
+func (o *Orders) get(w http.ResponseWriter, r *http.Request) {
+	if x, ok := o.own(w, r); ok {
+		_ = service.WriteJSON(w, http.StatusOK, view(x))
+	}
+}
+
+func (o *Orders) cancel(w http.ResponseWriter, r *http.Request) {
+	x, ok := o.own(w, r)
+	if !ok {
+		return
+	}
+	switch x.Status {
+	case Rejected:
+		web.Fail(w, r, http.StatusConflict, "order "+x.ID+" was rejected: nothing was charged and nothing is held, so there is nothing to cancel")
+		return
+	case Pending:
+		web.Fail(w, r, http.StatusConflict, "order "+x.ID+" is being placed; ask again once it is confirmed")
+		return
+	case Confirmed:
+		// The conditional update decides who cancels.
+		next := x
+		next.Status = Cancelled
+		if _, err := o.store.Transition(r.Context(), Confirmed, next); err != nil {
+			web.Internal(w, r, o.log, err)
+			return
+		}
+		if x, _ = o.store.Get(r.Context(), x.ID); x.Status != Cancelled {
+			web.Internal(w, r, o.log, fmt.Errorf("orders: cancel %s: status %q", x.ID, x.Status))
+			return
+		}
+	}
+	if !x.Compensated {
+		// Refund and release. Payments refunds a reference once and products
+		// releases a reservation once, so a cancel asked again (or at the same
+		// time) that gets here changes nothing more.
+		s := &saga{o: o, r: r, token: r.Header.Get("Authorization"), order: &x}
+		for _, it := range x.Items {
+			s.reserved = append(s.reserved, reservationID(x.ID, it.ProductID))
+		}
+		if !s.refund() || !s.release() {
+			web.Unavailable(w, r, "order "+x.ID+" is cancelled but its refund or stock release is not done yet; ask again to finish it")
+			return
+		}
+		done := x
+		done.Compensated = true
+		if _, err := o.store.Transition(r.Context(), Cancelled, done); err != nil {
+			web.Internal(w, r, o.log, err)
+			return
+		}
+		x = done
+	}
+	_ = service.WriteJSON(w, http.StatusOK, view(x))
+}

@@ -1,0 +1,354 @@
+// Package shop runs the shop in one process: the users, products, payments
+// and orders services, each a pier Service on its own loopback port, found
+// through one in-memory registry, behind the gateway. cmd/shop is its command;
+// the tests start it the same way.
+package shop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/examples/shop/internal/shopauth"
+	"github.com/pier-go/pier/examples/shop/internal/sqlidem"
+	"github.com/pier-go/pier/examples/shop/orders"
+	"github.com/pier-go/pier/examples/shop/payments"
+	"github.com/pier-go/pier/examples/shop/products"
+	"github.com/pier-go/pier/examples/shop/users"
+	"github.com/pier-go/pier/health"
+	"github.com/pier-go/pier/service"
+)
+
+// Config configures the shop. DataDir is required; the rest have defaults.
+type Config struct {
+	// Addr is the gateway's address. Default ":8080".
+	Addr string
+	// DataDir holds every service's SQLite database and the signing key.
+	DataDir string
+	// Logger receives every service's logs. Default: service.NewLogger().
+	Logger *slog.Logger
+	// DrainDelay is how long each service keeps serving after it turns
+	// unready. Default 0: in one process the memory registry tells every
+	// caller at once.
+	DrainDelay time.Duration
+	// ClientOptions are added to every service's client (retries, breaker).
+	ClientOptions []discovery.ClientOption
+	// Payments configures the simulated processor (WithDelay, WithFailureRate).
+	Payments []payments.Option
+	// PasswordParams are argon2id's costs. Default users.DefaultPasswordParams.
+	PasswordParams users.PasswordParams
+}
+
+// Names of the services, as registered.
+const (
+	Users    = "users"
+	Products = "products"
+	Payments = "payments"
+	Orders   = "orders"
+	Gateway  = "gateway"
+)
+
+// Shop is the assembled shop. Make it with Open, start it with Run.
+type Shop struct {
+	cfg      Config
+	log      *slog.Logger
+	registry *discovery.Memory
+
+	usersStore    *users.SQLiteStore
+	productsStore *products.SQLiteStore
+	paymentsStore *payments.SQLiteStore
+	ordersStore   *orders.SQLiteStore
+	key           []byte
+
+	users   *users.Users
+	gateway *service.Service
+
+	mu       sync.Mutex
+	running  map[string]*running
+	closers  []io.Closer
+	verifier []*shopauth.Verifier
+}
+
+type running struct {
+	svc  *service.Service
+	stop context.CancelFunc
+	// stopped ends when Run has returned, with err set.
+	stopped context.Context
+	err     error
+}
+
+// Open opens every service's store in cfg.DataDir (creating and migrating
+// them) and loads or creates the signing key. Close releases them; Run does
+// not.
+func Open(ctx context.Context, cfg Config) (*Shop, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("shop: no data directory")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = ":8080"
+	}
+	if cfg.PasswordParams == (users.PasswordParams{}) {
+		cfg.PasswordParams = users.DefaultPasswordParams
+	}
+	s := &Shop{cfg: cfg, log: cfg.Logger, registry: discovery.NewMemory(), running: map[string]*running{}}
+	if s.log == nil {
+		l, err := service.NewLogger()
+		if err != nil {
+			return nil, fmt.Errorf("shop: %w", err)
+		}
+		s.log = l
+	}
+	var err error
+	if s.usersStore, err = users.OpenSQLite(ctx, cfg.DataDir); err == nil {
+		s.closers = append(s.closers, s.usersStore)
+	}
+	if err == nil {
+		if s.productsStore, err = products.OpenSQLite(ctx, cfg.DataDir); err == nil {
+			s.closers = append(s.closers, s.productsStore)
+		}
+	}
+	if err == nil {
+		if s.paymentsStore, err = payments.OpenSQLite(ctx, cfg.DataDir); err == nil {
+			s.closers = append(s.closers, s.paymentsStore)
+		}
+	}
+	if err == nil {
+		if s.ordersStore, err = orders.OpenSQLite(ctx, cfg.DataDir); err == nil {
+			s.closers = append(s.closers, s.ordersStore)
+		}
+	}
+	if err == nil {
+		s.key, err = users.LoadOrCreateKey(cfg.DataDir)
+	}
+	if err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	return s, nil
+}
+
+// Close closes the stores. Call it after Run has returned.
+func (s *Shop) Close() error {
+	var errs []error
+	for _, c := range slices.Backward(s.closers) {
+		errs = append(errs, c.Close())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// newService makes a Service named name on a free loopback port (or addr),
+// registered in the shop's registry, with a check on its database.
+func (s *Shop) newService(name, addr string, db health.Checker, opts ...service.Option) (*service.Service, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	base := []service.Option{
+		service.WithAddr(addr),
+		service.WithLogger(s.log),
+		service.WithRegistry(s.registry),
+		service.WithShutdown(s.cfg.DrainDelay, 10*time.Second),
+		service.WithClientOptions(s.cfg.ClientOptions...),
+	}
+	if db != nil {
+		base = append(base, service.WithHealthCheck("db", db))
+	}
+	return service.New(name, append(base, opts...)...)
+}
+
+func (s *Shop) verifierFor(svc *service.Service) (*shopauth.Verifier, error) {
+	v, err := shopauth.NewVerifier(svc.Client())
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.verifier = append(s.verifier, v)
+	s.mu.Unlock()
+	return v, nil
+}
+
+// build makes the named service with its routes.
+func (s *Shop) build(name string) (*service.Service, error) {
+	switch name {
+	case Users:
+		svc, err := s.newService(Users, "", health.CheckerFunc(s.usersStore.Ping))
+		if err != nil {
+			return nil, err
+		}
+		u, err := users.New(svc, s.usersStore, s.key, users.WithPasswordParams(s.cfg.PasswordParams))
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.users = u
+		s.mu.Unlock()
+		return svc, nil
+	case Products:
+		svc, err := s.newService(Products, "", health.CheckerFunc(s.productsStore.Ping))
+		if err != nil {
+			return nil, err
+		}
+		v, err := s.verifierFor(svc)
+		if err != nil {
+			return nil, err
+		}
+		_, err = products.New(svc, s.productsStore, v)
+		return svc, err
+	case Payments:
+		svc, err := s.newService(Payments, "", health.CheckerFunc(s.paymentsStore.Ping))
+		if err != nil {
+			return nil, err
+		}
+		v, err := s.verifierFor(svc)
+		if err != nil {
+			return nil, err
+		}
+		keys, err := sqlidem.New(s.paymentsStore.DB(), 0)
+		if err != nil {
+			return nil, err
+		}
+		_, err = payments.New(svc, s.paymentsStore, keys, v, s.cfg.Payments...)
+		return svc, err
+	case Orders:
+		svc, err := s.newService(Orders, "", health.CheckerFunc(s.ordersStore.Ping))
+		if err != nil {
+			return nil, err
+		}
+		v, err := s.verifierFor(svc)
+		if err != nil {
+			return nil, err
+		}
+		keys, err := sqlidem.New(s.ordersStore.DB(), 0)
+		if err != nil {
+			return nil, err
+		}
+		_, err = orders.New(svc, s.ordersStore, keys, v)
+		return svc, err
+	case Gateway:
+		return s.buildGateway()
+	}
+	return nil, fmt.Errorf("shop: no service %q", name)
+}
+
+// start builds the named service and runs it until stop.
+func (s *Shop) start(ctx context.Context, name string) error {
+	svc, err := s.build(name)
+	if err != nil {
+		return fmt.Errorf("shop: %s: %w", name, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stopped, done := context.WithCancel(context.Background())
+	r := &running{svc: svc, stop: cancel, stopped: stopped}
+	s.mu.Lock()
+	s.running[name] = r
+	if name == Gateway {
+		s.gateway = svc
+	}
+	s.mu.Unlock()
+	go func() {
+		r.err = svc.Run(ctx)
+		done()
+	}()
+	return nil
+}
+
+// stop stops the named service and waits for it.
+func (s *Shop) stop(name string) error {
+	s.mu.Lock()
+	r := s.running[name]
+	delete(s.running, name)
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.stop()
+	<-r.stopped.Done()
+	if r.err != nil {
+		return fmt.Errorf("shop: %s: %w", name, r.err)
+	}
+	return nil
+}
+
+// order is the start order; services stop in reverse, the gateway first.
+var order = []string{Users, Products, Payments, Orders, Gateway}
+
+// Run starts every service and the gateway, waits until each is registered
+// and then calls ready (if not nil) with the gateway's address; it serves
+// until ctx ends and then stops the gateway first and the users service last.
+func (s *Shop) Run(ctx context.Context, ready func(gateway net.Addr)) error {
+	var errs []error
+	stopAll := func() error {
+		for _, name := range slices.Backward(order) {
+			errs = append(errs, s.stop(name))
+		}
+		s.mu.Lock()
+		for _, v := range s.verifier {
+			errs = append(errs, v.Close())
+		}
+		s.verifier = nil
+		s.mu.Unlock()
+		return errors.Join(errs...)
+	}
+	for _, name := range order {
+		if err := s.start(ctx, name); err != nil {
+			return errors.Join(err, stopAll())
+		}
+	}
+	if err := s.waitRegistered(ctx, order...); err != nil {
+		if ctx.Err() != nil {
+			return stopAll()
+		}
+		return errors.Join(err, stopAll())
+	}
+	if ready != nil {
+		ready(s.gatewayAddr())
+	}
+	<-ctx.Done()
+	return stopAll()
+}
+
+func (s *Shop) gatewayAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gateway.Addr()
+}
+
+// waitRegistered waits until every named service has an instance in the
+// registry, or one of them stops first.
+func (s *Shop) waitRegistered(ctx context.Context, names ...string) error {
+	for _, name := range names {
+		s.mu.Lock()
+		r := s.running[name]
+		s.mu.Unlock()
+		if err := s.waitOne(ctx, name, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Shop) waitOne(ctx context.Context, name string, r *running) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(r.stopped, cancel)()
+	var version uint64
+	for {
+		ins, v, err := s.registry.Watch(ctx, name, version)
+		if r.stopped.Err() != nil {
+			return fmt.Errorf("shop: %s stopped before it registered: %w", name, errors.Join(r.err, errors.New("stopped")))
+		}
+		if err != nil {
+			return err
+		}
+		if len(ins) > 0 {
+			return nil
+		}
+		version = v
+	}
+}
