@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pier-go/pier/internal/problem"
+	"github.com/pier-go/pier/problem"
 	"github.com/pier-go/pier/resilience"
 )
 

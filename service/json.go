@@ -13,16 +13,16 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pier-go/pier/internal/problem"
 	"github.com/pier-go/pier/internal/requestid"
+	"github.com/pier-go/pier/problem"
 )
 
 // DecodeJSON reads exactly one JSON value from r.Body into v, strictly: unknown
 // object fields are rejected and nothing but white space may follow the value.
 //
 // On failure DecodeJSON has already written the response, an
-// application/problem+json document (see [Problem]) whose detail tells the client
-// what is wrong, and it returns that problem as a *Problem, so a handler just
+// application/problem+json document (see [problem.Problem]) whose detail tells the client
+// what is wrong, and it returns that problem as a *[problem.Problem], so a handler just
 // returns:
 //
 //	var in CreateUser
@@ -44,7 +44,7 @@ import (
 //
 // v must be a non-nil pointer. Anything else is a programming error: DecodeJSON
 // then answers 500 without reading the body and returns an error that wraps both
-// the *json.InvalidUnmarshalError and the written *Problem.
+// the *json.InvalidUnmarshalError and the written *[problem.Problem].
 //
 // DecodeJSON reads r.Body and does not close it (the server does). It is safe for
 // concurrent use on different requests.
@@ -187,8 +187,8 @@ func isJSONMediaType(ct string) bool {
 }
 
 // answer writes a problem and returns it as it was sent.
-func answer(w http.ResponseWriter, r *http.Request, status int, detail string) *Problem {
-	p := &Problem{Status: status, Title: http.StatusText(status), Detail: detail}
+func answer(w http.ResponseWriter, r *http.Request, status int, detail string) *problem.Problem {
+	p := &problem.Problem{Status: status, Title: http.StatusText(status), Detail: detail}
 	if r != nil {
 		p.RequestID = requestid.FromContext(r.Context())
 	}
@@ -223,15 +223,4 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 		return fmt.Errorf("service: WriteJSON: %w", err)
 	}
 	return nil
-}
-
-// WriteProblem sends p as an application/problem+json response to r. Empty
-// members get defaults: Status 500, Title the status text, RequestID the request
-// ID that the service's middleware put in r's context. The body is encoded before anything
-// is written, and the answer is marked Cache-Control: no-store; a HEAD request
-// gets the headers only.
-//
-// WriteProblem is safe for concurrent use on different requests.
-func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
-	problem.Write(w, r, p)
 }

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/pier-go/pier/problem"
 )
 
 // TestDecodeJSONLimitedBody checks that DecodeJSON relies on the limit that the
@@ -49,14 +51,14 @@ func TestDecodeJSONLimitedBody(t *testing.T) {
 				}
 				return
 			}
-			var returned *Problem
+			var returned *problem.Problem
 			if !errors.As(err, &returned) || returned.Status != tc.wantStatus || returned.Detail != tc.wantDetail {
-				t.Errorf("DecodeJSON = %#v, want a %d *Problem with detail %q", err, tc.wantStatus, tc.wantDetail)
+				t.Errorf("DecodeJSON = %#v, want a %d *problem.Problem with detail %q", err, tc.wantStatus, tc.wantDetail)
 			}
 			if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
 				t.Errorf("Content-Type = %q, want application/problem+json", ct)
 			}
-			var written Problem
+			var written problem.Problem
 			if err := json.Unmarshal(rec.Body.Bytes(), &written); err != nil {
 				t.Fatal(err)
 			}

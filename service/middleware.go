@@ -15,7 +15,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/pier-go/pier/internal/problem"
+	"github.com/pier-go/pier/problem"
 	"github.com/pier-go/pier/internal/requestid"
 )
 
@@ -78,10 +78,14 @@ func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 				if rec.wroteHeader {
 					panic(http.ErrAbortHandler)
 				}
-				problem.Write(rec, r.WithContext(ctx), problem.Problem{
+				p := problem.Problem{
 					Status: http.StatusInternalServerError,
 					Detail: "the server failed to handle the request",
-				})
+				}
+				if rec.traceID.IsValid() {
+					p.TraceID = rec.traceID.String()
+				}
+				problem.Write(rec, r.WithContext(ctx), p)
 			}()
 			next.ServeHTTP(rec, r)
 		})
