@@ -27,8 +27,9 @@
 // and HTTP metrics (see Telemetry), [AccessLog], load shedding when
 // [WithLoadShedding] asks for it, [Timeout] and [BodyLimit], then the
 // middleware given to [WithMiddleware]. Each but the span is exported for use
-// around any http.Handler, as are [IdempotencyKeys], which makes retried POSTs
-// run once per key, and [NewContextHandler]. Errors the stack writes are RFC
+// around any http.Handler, as is [NewContextHandler]; package
+// [github.com/pier-go/pier/idempotency] adds middleware that makes retried
+// POSTs run once per key. Errors the stack writes are RFC
 // 9457 problem documents ([problem.Problem]) that carry the request and trace IDs.
 //
 // # Health

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pier-go/pier/internal/bodylimit"
 	"github.com/pier-go/pier/internal/requestid"
 	"github.com/pier-go/pier/problem"
 )
@@ -61,10 +62,10 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	switch b := r.Body.(type) {
 	case nil:
 		body = http.NoBody
-	case *limitedBody: // BodyLimit has bounded it already
+	case *bodylimit.Body: // BodyLimit has bounded it already
 	default:
 		// net/http's own writer, so that the server closes the connection after a 413.
-		body = http.MaxBytesReader(baseWriter(w), b, DefaultBodyLimit)
+		body = http.MaxBytesReader(bodylimit.BaseWriter(w), b, DefaultBodyLimit)
 	}
 
 	dec := json.NewDecoder(body)
@@ -113,12 +114,7 @@ func statusAndDetail(err error) (int, string) {
 	return http.StatusBadRequest, "invalid request body: " + msg
 }
 
-func tooLargeDetail(e *http.MaxBytesError) string { return tooLargeText(e.Limit) }
-
-// tooLargeText is the detail of every 413 the package writes.
-func tooLargeText(limit int64) string {
-	return "request body exceeds the limit of " + strconv.FormatInt(limit, 10) + " bytes"
-}
+func tooLargeDetail(e *http.MaxBytesError) string { return bodylimit.Detail(e.Limit) }
 
 // typeDetail says `field "age": expected number (int), got string`.
 func typeDetail(e *json.UnmarshalTypeError) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pier-go/pier/internal/bodylimit"
 	"github.com/pier-go/pier/problem"
 )
 
@@ -36,7 +37,7 @@ func TestDecodeJSONLimitedBody(t *testing.T) {
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest(http.MethodPost, "/people", strings.NewReader(tc.body))
 			// As the BodyLimit middleware does.
-			req.Body = &limitedBody{ReadCloser: http.MaxBytesReader(rec, req.Body, tc.limit), limit: tc.limit}
+			req.Body = &bodylimit.Body{ReadCloser: http.MaxBytesReader(rec, req.Body, tc.limit), Limit: tc.limit}
 
 			var v struct {
 				Name string `json:"name"`
