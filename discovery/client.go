@@ -22,6 +22,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pier-go/pier/idempotency"
 	"github.com/pier-go/pier/resilience"
 )
 
@@ -158,7 +159,7 @@ func WithTransport(rt http.RoundTripper) ClientOption {
 
 // WithIdempotencyKeys makes the client give every non-idempotent request (POST,
 // PATCH) without an Idempotency-Key header a random one, so that it can be
-// retried; the server must deduplicate by key (service.IdempotencyKeys does).
+// retried; the server must deduplicate by key ([idempotency.Middleware] does).
 // The default is off: such requests are sent once.
 func WithIdempotencyKeys() ClientOption {
 	return func(c *clientConfig) { c.idempotencyKeys = true }
@@ -460,7 +461,7 @@ func isServiceHost(host string) bool {
 // withIdempotencyKey returns req with a random Idempotency-Key, unless it has
 // one.
 func withIdempotencyKey(req *http.Request) *http.Request {
-	if req.Header.Get(resilience.IdempotencyKeyHeader) != "" {
+	if req.Header.Get(idempotency.Header) != "" {
 		return req
 	}
 	out := *req
@@ -468,6 +469,6 @@ func withIdempotencyKey(req *http.Request) *http.Request {
 	if out.Header == nil {
 		out.Header = make(http.Header, 1)
 	}
-	out.Header.Set(resilience.IdempotencyKeyHeader, rand.Text())
+	out.Header.Set(idempotency.Header, rand.Text())
 	return &out
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
 	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/idempotency"
 	"github.com/pier-go/pier/resilience"
-	"github.com/pier-go/pier/service"
 )
 
 // instance is a real HTTP server on loopback whose behaviour a test can change
@@ -169,12 +169,19 @@ func TestP2CKeepsAFailingInstanceAlmostIdle(t *testing.T) {
 
 func TestInstanceClosedMidRun(t *testing.T) {
 	t.Parallel()
-	store := service.NewMemoryIdempotencyStore()
+	store, err := idempotency.NewMemoryStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := idempotency.Middleware(store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	runs := map[string]int{} // handler runs per Idempotency-Key
 	handler := func(w http.ResponseWriter, r *http.Request) {
 		work(time.Millisecond)
-		if key := r.Header.Get(resilience.IdempotencyKeyHeader); key != "" {
+		if key := r.Header.Get(idempotency.Header); key != "" {
 			mu.Lock()
 			runs[key]++
 			mu.Unlock()
@@ -183,7 +190,7 @@ func TestInstanceClosedMidRun(t *testing.T) {
 	}
 	// Every instance deduplicates through one shared store, as instances share
 	// Redis in production.
-	dedup := service.IdempotencyKeys(store)(http.HandlerFunc(handler))
+	dedup := keys(http.HandlerFunc(handler))
 	f := newFleet(t, 3, dedup.ServeHTTP)
 	c := f.client(t)
 	victim := f.ins[2]
@@ -368,14 +375,21 @@ func TestClientErrorsAndCancellationsTripNothing(t *testing.T) {
 
 func TestWithIdempotencyKeysMakesPOSTsRetryable(t *testing.T) {
 	t.Parallel()
-	store := service.NewMemoryIdempotencyStore()
+	store, err := idempotency.NewMemoryStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dedup, err := idempotency.Middleware(store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	keys := map[string]int{}
 	var failFirst atomic.Bool
 	failFirst.Store(true)
-	f := newFleet(t, 2, service.IdempotencyKeys(store)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := newFleet(t, 2, dedup(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		keys[r.Header.Get(resilience.IdempotencyKeyHeader)]++
+		keys[r.Header.Get(idempotency.Header)]++
 		mu.Unlock()
 		if failFirst.CompareAndSwap(true, false) {
 			http.Error(w, "overloaded", http.StatusServiceUnavailable) // not stored: the retry runs again

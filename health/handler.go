@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pier-go/pier/internal/problem"
+	"github.com/pier-go/pier/problem"
 )
 
 // The bodies of the 200 answers of the liveness and readiness endpoints.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 
-	"github.com/pier-go/pier/internal/problem"
+	"github.com/pier-go/pier/problem"
 )
 
 // Shed defaults: failsafe-go's adaptive limiter limits, and the shortest

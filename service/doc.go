@@ -27,9 +27,10 @@
 // and HTTP metrics (see Telemetry), [AccessLog], load shedding when
 // [WithLoadShedding] asks for it, [Timeout] and [BodyLimit], then the
 // middleware given to [WithMiddleware]. Each but the span is exported for use
-// around any http.Handler, as are [IdempotencyKeys], which makes retried POSTs
-// run once per key, and [NewContextHandler]. Errors the stack writes are RFC
-// 9457 problem documents ([Problem]) that carry the request and trace IDs.
+// around any http.Handler, as is [NewContextHandler]; package
+// [github.com/pier-go/pier/idempotency] adds middleware that makes retried
+// POSTs run once per key. Errors the stack writes are RFC
+// 9457 problem documents ([problem.Problem]) that carry the request and trace IDs.
 //
 // # Health
 //
@@ -90,7 +91,7 @@
 // # Handlers
 //
 // [DecodeJSON] reads a request body strictly and answers 400, 413 or 415 with a
-// problem that says what is wrong; [WriteJSON] and [WriteProblem] write answers.
+// problem that says what is wrong; [WriteJSON] writes answers and [problem.Write] errors.
 // [NewLogger] builds the logger a Service uses by default.
 //
 // Nothing in this package touches global state: it never calls slog.SetDefault

@@ -60,24 +60,3 @@ func ExampleWriteJSON() {
 	// service: WriteJSON: json: unsupported type: chan int
 	// 500 {"title":"Internal Server Error","status":500,"detail":"the response could not be encoded"}
 }
-
-func ExampleWriteProblem() {
-	getUser := func(w http.ResponseWriter, r *http.Request) {
-		service.WriteProblem(w, r, service.Problem{
-			Type:   "https://example.com/problems/no-such-user",
-			Status: http.StatusNotFound,
-			Detail: "no user with id " + r.PathValue("id"),
-			Extra:  map[string]any{"user_id": r.PathValue("id")},
-		})
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /users/{id}", getUser)
-
-	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/users/42", nil))
-	fmt.Println(rec.Code, rec.Header().Get("Content-Type"))
-	fmt.Print(rec.Body)
-	// Output:
-	// 404 application/problem+json
-	// {"type":"https://example.com/problems/no-such-user","title":"Not Found","status":404,"detail":"no user with id 42","user_id":"42"}
-}

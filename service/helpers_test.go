@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pier-go/pier/problem"
 	"github.com/pier-go/pier/service"
 )
 
@@ -175,12 +176,12 @@ func get(tb testing.TB, c *http.Client, url string) (int, http.Header, string) {
 }
 
 // problemOf decodes an RFC 9457 body, checking its media type.
-func problemOf(tb testing.TB, h http.Header, body string) service.Problem {
+func problemOf(tb testing.TB, h http.Header, body string) problem.Problem {
 	tb.Helper()
 	if ct := h.Get("Content-Type"); ct != "application/problem+json" {
 		tb.Fatalf("Content-Type = %q, want application/problem+json (body %q)", ct, body)
 	}
-	var p service.Problem
+	var p problem.Problem
 	dec := json.NewDecoder(strings.NewReader(body))
 	if err := dec.Decode(&p); err != nil {
 		tb.Fatalf("problem body %q: %v", body, err)

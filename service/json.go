@@ -13,16 +13,17 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pier-go/pier/internal/problem"
+	"github.com/pier-go/pier/internal/bodylimit"
 	"github.com/pier-go/pier/internal/requestid"
+	"github.com/pier-go/pier/problem"
 )
 
 // DecodeJSON reads exactly one JSON value from r.Body into v, strictly: unknown
 // object fields are rejected and nothing but white space may follow the value.
 //
 // On failure DecodeJSON has already written the response, an
-// application/problem+json document (see [Problem]) whose detail tells the client
-// what is wrong, and it returns that problem as a *Problem, so a handler just
+// application/problem+json document (see [problem.Problem]) whose detail tells the client
+// what is wrong, and it returns that problem as a *[problem.Problem], so a handler just
 // returns:
 //
 //	var in CreateUser
@@ -44,7 +45,7 @@ import (
 //
 // v must be a non-nil pointer. Anything else is a programming error: DecodeJSON
 // then answers 500 without reading the body and returns an error that wraps both
-// the *json.InvalidUnmarshalError and the written *Problem.
+// the *json.InvalidUnmarshalError and the written *[problem.Problem].
 //
 // DecodeJSON reads r.Body and does not close it (the server does). It is safe for
 // concurrent use on different requests.
@@ -61,10 +62,10 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	switch b := r.Body.(type) {
 	case nil:
 		body = http.NoBody
-	case *limitedBody: // BodyLimit has bounded it already
+	case *bodylimit.Body: // BodyLimit has bounded it already
 	default:
 		// net/http's own writer, so that the server closes the connection after a 413.
-		body = http.MaxBytesReader(baseWriter(w), b, DefaultBodyLimit)
+		body = http.MaxBytesReader(bodylimit.BaseWriter(w), b, DefaultBodyLimit)
 	}
 
 	dec := json.NewDecoder(body)
@@ -113,12 +114,7 @@ func statusAndDetail(err error) (int, string) {
 	return http.StatusBadRequest, "invalid request body: " + msg
 }
 
-func tooLargeDetail(e *http.MaxBytesError) string { return tooLargeText(e.Limit) }
-
-// tooLargeText is the detail of every 413 the package writes.
-func tooLargeText(limit int64) string {
-	return "request body exceeds the limit of " + strconv.FormatInt(limit, 10) + " bytes"
-}
+func tooLargeDetail(e *http.MaxBytesError) string { return bodylimit.Detail(e.Limit) }
 
 // typeDetail says `field "age": expected number (int), got string`.
 func typeDetail(e *json.UnmarshalTypeError) string {
@@ -187,8 +183,8 @@ func isJSONMediaType(ct string) bool {
 }
 
 // answer writes a problem and returns it as it was sent.
-func answer(w http.ResponseWriter, r *http.Request, status int, detail string) *Problem {
-	p := &Problem{Status: status, Title: http.StatusText(status), Detail: detail}
+func answer(w http.ResponseWriter, r *http.Request, status int, detail string) *problem.Problem {
+	p := &problem.Problem{Status: status, Title: http.StatusText(status), Detail: detail}
 	if r != nil {
 		p.RequestID = requestid.FromContext(r.Context())
 	}
@@ -223,15 +219,4 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 		return fmt.Errorf("service: WriteJSON: %w", err)
 	}
 	return nil
-}
-
-// WriteProblem sends p as an application/problem+json response to r. Empty
-// members get defaults: Status 500, Title the status text, RequestID the request
-// ID that the service's middleware put in r's context. The body is encoded before anything
-// is written, and the answer is marked Cache-Control: no-store; a HEAD request
-// gets the headers only.
-//
-// WriteProblem is safe for concurrent use on different requests.
-func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
-	problem.Write(w, r, p)
 }

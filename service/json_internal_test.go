@@ -7,6 +7,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/pier-go/pier/internal/bodylimit"
+	"github.com/pier-go/pier/problem"
 )
 
 // TestDecodeJSONLimitedBody checks that DecodeJSON relies on the limit that the
@@ -34,7 +37,7 @@ func TestDecodeJSONLimitedBody(t *testing.T) {
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest(http.MethodPost, "/people", strings.NewReader(tc.body))
 			// As the BodyLimit middleware does.
-			req.Body = &limitedBody{ReadCloser: http.MaxBytesReader(rec, req.Body, tc.limit), limit: tc.limit}
+			req.Body = &bodylimit.Body{ReadCloser: http.MaxBytesReader(rec, req.Body, tc.limit), Limit: tc.limit}
 
 			var v struct {
 				Name string `json:"name"`
@@ -49,14 +52,14 @@ func TestDecodeJSONLimitedBody(t *testing.T) {
 				}
 				return
 			}
-			var returned *Problem
+			var returned *problem.Problem
 			if !errors.As(err, &returned) || returned.Status != tc.wantStatus || returned.Detail != tc.wantDetail {
-				t.Errorf("DecodeJSON = %#v, want a %d *Problem with detail %q", err, tc.wantStatus, tc.wantDetail)
+				t.Errorf("DecodeJSON = %#v, want a %d *problem.Problem with detail %q", err, tc.wantStatus, tc.wantDetail)
 			}
 			if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
 				t.Errorf("Content-Type = %q, want application/problem+json", ct)
 			}
-			var written Problem
+			var written problem.Problem
 			if err := json.Unmarshal(rec.Body.Bytes(), &written); err != nil {
 				t.Fatal(err)
 			}

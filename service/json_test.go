@@ -12,7 +12,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/pier-go/pier/internal/requestid"
+	"github.com/pier-go/pier/problem"
 	"github.com/pier-go/pier/service"
 )
 
@@ -207,7 +209,7 @@ func decodeHandler(t *testing.T) http.HandlerFunc {
 		var p person
 		err := service.DecodeJSON(w, r, &p)
 		if err != nil {
-			var prob *service.Problem
+			var prob *problem.Problem
 			if !errors.As(err, &prob) {
 				t.Errorf("DecodeJSON error %T (%v) is not a *Problem", err, err)
 			}
@@ -255,19 +257,19 @@ func checkDecodeAnswer(t *testing.T, tc decodeCase, status int, header http.Head
 		return
 	}
 	got := decodeProblem(t, header, body)
-	want := service.Problem{Status: tc.wantStatus, Title: http.StatusText(tc.wantStatus), Detail: tc.wantDetail}
+	want := problem.Problem{Status: tc.wantStatus, Title: http.StatusText(tc.wantStatus), Detail: tc.wantDetail}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("problem (-want +got):\n%s", diff)
 	}
 }
 
 // decodeProblem checks that an answer is a problem document and decodes it.
-func decodeProblem(t *testing.T, header http.Header, body []byte) service.Problem {
+func decodeProblem(t *testing.T, header http.Header, body []byte) problem.Problem {
 	t.Helper()
 	if ct := header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("Content-Type = %q, want application/problem+json", ct)
 	}
-	var p service.Problem
+	var p problem.Problem
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
@@ -321,7 +323,7 @@ func TestDecodeJSONReturnsTheProblemWritten(t *testing.T) {
 
 	var p person
 	err := service.DecodeJSON(rec, req, &p)
-	var got *service.Problem
+	var got *problem.Problem
 	if !errors.As(err, &got) {
 		t.Fatalf("DecodeJSON = %v, want a *Problem", err)
 	}
@@ -359,7 +361,7 @@ func TestDecodeJSONInvalidTarget(t *testing.T) {
 			if !errors.As(err, &invalid) {
 				t.Errorf("DecodeJSON = %v, want a *json.InvalidUnmarshalError", err)
 			}
-			var prob *service.Problem
+			var prob *problem.Problem
 			if !errors.As(err, &prob) || prob.Status != http.StatusInternalServerError {
 				t.Errorf("DecodeJSON = %v, want it to wrap the 500 *Problem", err)
 			}
@@ -440,70 +442,13 @@ func TestWriteJSONUnencodable(t *testing.T) {
 				t.Errorf("status = %d, want 500", rec.Code)
 			}
 			got := decodeProblem(t, rec.Header(), rec.Body.Bytes())
-			want := service.Problem{Status: http.StatusInternalServerError, Title: "Internal Server Error",
+			want := problem.Problem{Status: http.StatusInternalServerError, Title: "Internal Server Error",
 				Detail: "the response could not be encoded"}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("problem (-want +got):\n%s", diff)
 			}
 			if strings.Contains(rec.Body.String(), "written first") {
 				t.Errorf("part of the value was written: %q", rec.Body.String())
-			}
-		})
-	}
-}
-
-func TestWriteProblem(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name   string
-		method string
-		p      service.Problem
-		want   service.Problem
-	}{
-		{
-			name:   "defaults filled",
-			method: http.MethodGet,
-			p:      service.Problem{},
-			want:   service.Problem{Status: 500, Title: "Internal Server Error", RequestID: "req-7"},
-		},
-		{
-			name:   "all members kept",
-			method: http.MethodGet,
-			p: service.Problem{Type: "https://example.com/probs/out-of-stock", Title: "Out of stock",
-				Status: 409, Detail: "no tea left", Instance: "/orders/1", RequestID: "given"},
-			want: service.Problem{Type: "https://example.com/probs/out-of-stock", Title: "Out of stock",
-				Status: 409, Detail: "no tea left", Instance: "/orders/1", RequestID: "given"},
-		},
-		{
-			name:   "HEAD gets headers only",
-			method: http.MethodHead,
-			p:      service.Problem{Status: 404},
-			want:   service.Problem{Status: 404},
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			req := httptest.NewRequest(tc.method, "/orders/1", nil)
-			req = req.WithContext(requestid.NewContext(req.Context(), "req-7"))
-			rec := httptest.NewRecorder()
-			service.WriteProblem(rec, req, tc.p)
-
-			if rec.Code != tc.want.Status {
-				t.Errorf("status = %d, want %d", rec.Code, tc.want.Status)
-			}
-			if tc.method == http.MethodHead {
-				if rec.Body.Len() != 0 {
-					t.Errorf("HEAD got a body: %q", rec.Body.String())
-				}
-				if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
-					t.Errorf("Content-Type = %q, want application/problem+json", ct)
-				}
-				return
-			}
-			got := decodeProblem(t, rec.Header(), rec.Body.Bytes())
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("problem (-want +got):\n%s", diff)
 			}
 		})
 	}

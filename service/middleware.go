@@ -15,8 +15,9 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/pier-go/pier/internal/problem"
+	"github.com/pier-go/pier/internal/bodylimit"
 	"github.com/pier-go/pier/internal/requestid"
+	"github.com/pier-go/pier/problem"
 )
 
 // RequestIDHeader is the header that carries a request's ID, in both directions.
@@ -78,10 +79,14 @@ func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 				if rec.wroteHeader {
 					panic(http.ErrAbortHandler)
 				}
-				problem.Write(rec, r.WithContext(ctx), problem.Problem{
+				p := problem.Problem{
 					Status: http.StatusInternalServerError,
 					Detail: "the server failed to handle the request",
-				})
+				}
+				if rec.traceID.IsValid() {
+					p.TraceID = rec.traceID.String()
+				}
+				problem.Write(rec, r.WithContext(ctx), p)
 			}()
 			next.ServeHTTP(rec, r)
 		})
@@ -270,7 +275,7 @@ func answerLate(d time.Duration) func(http.Handler) http.Handler {
 // has bounded. The middleware is safe for concurrent use.
 func BodyLimit(n int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
-		tooLarge := tooLargeText(n)
+		tooLarge := bodylimit.Detail(n)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if n > 0 && r.ContentLength > n {
 				problem.Write(w, r, problem.Problem{Status: http.StatusRequestEntityTooLarge, Detail: tooLarge})
@@ -281,29 +286,17 @@ func BodyLimit(n int64) func(http.Handler) http.Handler {
 				return
 			}
 			r2 := *r
-			body := &limitedBody{ReadCloser: r.Body} // no limit: DecodeJSON adds none
+			body := &bodylimit.Body{ReadCloser: r.Body} // no limit: DecodeJSON adds none
 			if n > 0 {
 				// MaxBytesReader tells the server to close the connection once the
 				// limit is hit, through a method only net/http's own writer has.
-				body = &limitedBody{ReadCloser: http.MaxBytesReader(baseWriter(w), r.Body, n), limit: n}
+				body = &bodylimit.Body{ReadCloser: http.MaxBytesReader(bodylimit.BaseWriter(w), r.Body, n), Limit: n}
 			}
 			r2.Body = body
 			next.ServeHTTP(w, &r2)
 			r.Pattern = r2.Pattern
 		})
 	}
-}
-
-// baseWriter follows Unwrap to the writer net/http made.
-func baseWriter(w http.ResponseWriter) http.ResponseWriter {
-	for range 32 { // bounded: a wrapper that unwraps to itself must not hang us
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return w
-		}
-		w = u.Unwrap()
-	}
-	return w
 }
 
 // recorder is the one ResponseWriter wrapper of the built-in stack. Each

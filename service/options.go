@@ -13,6 +13,7 @@ import (
 
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/health"
+	"github.com/pier-go/pier/internal/bodylimit"
 	"github.com/pier-go/pier/resilience"
 )
 
@@ -23,7 +24,7 @@ const (
 	// DefaultRequestTimeout bounds each request's context ([WithRequestTimeout]).
 	DefaultRequestTimeout = 30 * time.Second
 	// DefaultBodyLimit is the largest request body accepted, in bytes ([WithBodyLimit]).
-	DefaultBodyLimit int64 = 1 << 20
+	DefaultBodyLimit = bodylimit.Default
 	// DefaultDrainDelay is how long a stopping Service keeps serving after it has
 	// turned unready, so that load balancers and registries stop sending to it
 	// ([WithShutdown]).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/internal/backoff"
 )
 
 // Timings of registration. The backoff doubles from the first to the last wait,
@@ -149,7 +150,7 @@ func hostIP() netip.Addr {
 func (s *Service) register(ctx context.Context, in discovery.Instance) {
 	g := s.registration
 	log := s.logger.With(slog.String("instance", in.ID), slog.String("advertise", in.Addr))
-	backoff := registerFirstBackoff
+	backoff := backoff.New(registerFirstBackoff, registerMaxBackoff)
 	for attempt := 1; ; attempt++ {
 		var err error
 		if rep := s.health.Report(ctx); !rep.Ready && ctx.Err() == nil {
@@ -168,8 +169,7 @@ func (s *Service) register(ctx context.Context, in discovery.Instance) {
 			return
 		}
 		g.setErr(err)
-		wait := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(2*backoff, registerMaxBackoff)
+		wait := backoff.Next()
 		log.LogAttrs(ctx, slog.LevelWarn, "registration failed; retrying",
 			slog.Any("error", err), slog.Int("attempt", attempt), slog.Duration("retry_in", wait))
 		t := time.NewTimer(wait)

@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/semconv/v1.43.0/httpconv"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pier-go/pier/internal/requestid"
 	"github.com/pier-go/pier/resilience"
 )
 
@@ -324,6 +325,9 @@ func (s *Service) begin(next http.Handler) http.Handler {
 		}
 		ctx = tel.propagator.Extract(ctx, headerCarrier(r.Header))
 		ctx, span := tel.tracer.Start(ctx, spanName(r.Method, ""), tel.startOpts...)
+		if sc := span.SpanContext(); sc.HasTraceID() {
+			requestid.SetTraceID(ctx, sc.TraceID()) // for the problems written for r
+		}
 		if span.IsRecording() {
 			span.SetAttributes(requestAttrs(r)...)
 		}

@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/pier-go/pier/discovery"
-	"github.com/pier-go/pier/internal/resolvecache"
+	"github.com/pier-go/pier/discovery/internal/resolvecache"
 )
 
 // ScopeName is the instrumentation scope of the registry's metrics.

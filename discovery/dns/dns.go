@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/pier-go/pier/discovery"
-	"github.com/pier-go/pier/internal/resolvecache"
+	"github.com/pier-go/pier/discovery/internal/resolvecache"
 )
 
 // ScopeName is the instrumentation scope of the Resolver's metrics.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pier-go/pier/health"
+	"github.com/pier-go/pier/problem"
 	"github.com/pier-go/pier/service"
 )
 
@@ -52,7 +53,7 @@ func (s *Shop) buildGateway() (*service.Service, error) {
 			}
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			service.WriteProblem(w, r, service.Problem{Status: http.StatusBadGateway, Detail: "the service did not answer"})
+			problem.Write(w, r, problem.Problem{Status: http.StatusBadGateway, Detail: "the service did not answer"})
 		},
 	}
 	svc.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +63,7 @@ func (s *Shop) buildGateway() (*service.Service, error) {
 				return
 			}
 		}
-		service.WriteProblem(w, r, service.Problem{Status: http.StatusNotFound, Detail: "no route for " + r.URL.Path})
+		problem.Write(w, r, problem.Problem{Status: http.StatusNotFound, Detail: "no route for " + r.URL.Path})
 	})
 	return svc, nil
 }

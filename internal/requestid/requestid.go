@@ -1,7 +1,10 @@
-// Package requestid carries a request's ID in its context and makes new IDs.
+// Package requestid carries a request's ID, and the trace ID of the span that
+// serves it, in its context, and makes new IDs.
 //
-// It is internal so that every pier package (service, health, resilience, gateway)
-// can read the ID the service middleware stored without importing service.
+// It is internal so that every pier package (service, health, resilience, problem,
+// gateway) can read the IDs the service middleware stored without importing
+// service or OpenTelemetry: the problem package fills a problem's trace_id from
+// here, which keeps OpenTelemetry out of the leaf packages that write problems.
 package requestid
 
 import (
@@ -18,15 +21,44 @@ const MaxLen = 128
 
 type ctxKey struct{}
 
+// ids is the context value: one allocation per request for both IDs. trace is
+// set once, by the goroutine that made the context, before the handler runs.
+type ids struct {
+	request string
+	trace   [16]byte
+}
+
 // NewContext returns a copy of ctx that carries id.
 func NewContext(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, ctxKey{}, id)
+	return context.WithValue(ctx, ctxKey{}, &ids{request: id})
 }
 
 // FromContext returns the request ID carried by ctx, or "".
 func FromContext(ctx context.Context) string {
-	id, _ := ctx.Value(ctxKey{}).(string)
-	return id
+	if v, _ := ctx.Value(ctxKey{}).(*ids); v != nil {
+		return v.request
+	}
+	return ""
+}
+
+// SetTraceID records the trace ID of the request's span in the value that
+// [NewContext] put in ctx; without one it does nothing. It must be called
+// before ctx is shared with other goroutines: the server calls it right after
+// starting the request's span.
+func SetTraceID(ctx context.Context, trace [16]byte) {
+	if v, _ := ctx.Value(ctxKey{}).(*ids); v != nil {
+		v.trace = trace
+	}
+}
+
+// TraceIDFromContext returns the trace ID recorded with [SetTraceID] as 32
+// lowercase hex digits, or "" when none was.
+func TraceIDFromContext(ctx context.Context) string {
+	v, _ := ctx.Value(ctxKey{}).(*ids)
+	if v == nil || v.trace == ([16]byte{}) {
+		return ""
+	}
+	return hex.EncodeToString(v.trace[:])
 }
 
 // New returns a fresh 128-bit random ID as 32 lowercase hex characters.

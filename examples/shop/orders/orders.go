@@ -19,6 +19,7 @@ import (
 	"github.com/pier-go/pier/examples/shop/internal/ids"
 	"github.com/pier-go/pier/examples/shop/internal/shopauth"
 	"github.com/pier-go/pier/examples/shop/internal/web"
+	"github.com/pier-go/pier/idempotency"
 	"github.com/pier-go/pier/service"
 )
 
@@ -50,7 +51,7 @@ type Orders struct {
 // New mounts the orders routes on svc, with orders kept in store, the
 // Idempotency-Keys of POST /orders in keys, and bearer tokens checked by v.
 // It calls users, products and payments with svc.Client().
-func New(svc *service.Service, store Store, keys service.IdempotencyStore, v *shopauth.Verifier) (*Orders, error) {
+func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.Verifier) (*Orders, error) {
 	if svc == nil || store == nil || keys == nil || v == nil {
 		return nil, errors.New("orders: New needs a service, a store, an idempotency store and a verifier")
 	}
@@ -58,10 +59,13 @@ func New(svc *service.Service, store Store, keys service.IdempotencyStore, v *sh
 	authed := shopauth.Require(v)
 	// A key is the caller's: the scope holds the verified subject, so two
 	// users who pick the same key never share an answer.
-	idem := service.IdempotencyKeys(keys, service.WithIdempotencyScope(func(r *http.Request) string {
+	idem, err := idempotency.Middleware(keys, idempotency.WithScope(func(r *http.Request) string {
 		c, _ := shopauth.FromContext(r.Context())
 		return "POST /orders " + c.Subject
 	}))
+	if err != nil {
+		return nil, fmt.Errorf("orders: %w", err)
+	}
 	svc.Handle("POST /orders", authed(idem(http.HandlerFunc(o.create))))
 	svc.Handle("GET /orders", authed(http.HandlerFunc(o.list)))
 	svc.Handle("GET /orders/{id}", authed(http.HandlerFunc(o.get)))
@@ -365,7 +369,7 @@ func (s *saga) call(ctx context.Context, method, u, key string, body, out any) c
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if key != "" {
-		req.Header.Set(service.IdempotencyKeyHeader, key)
+		req.Header.Set(idempotency.Header, key)
 	}
 	resp, err := s.o.client.Do(req)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/pier-go/pier/examples/shop/internal/ids"
 	"github.com/pier-go/pier/examples/shop/internal/shopauth"
 	"github.com/pier-go/pier/examples/shop/internal/web"
+	"github.com/pier-go/pier/idempotency"
 	"github.com/pier-go/pier/service"
 )
 
@@ -69,7 +70,7 @@ func WithFailureRate(f float64) Option {
 // New mounts the payments routes on svc, with charges kept in store, their
 // idempotency keys in keys (any idempotency store of the library) and bearer
 // tokens checked by v.
-func New(svc *service.Service, store Store, keys service.IdempotencyStore, v *shopauth.Verifier, opts ...Option) (*Payments, error) {
+func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.Verifier, opts ...Option) (*Payments, error) {
 	if svc == nil || store == nil || keys == nil || v == nil {
 		return nil, errors.New("payments: New needs a service, a store, an idempotency store and a verifier")
 	}
@@ -84,10 +85,13 @@ func New(svc *service.Service, store Store, keys service.IdempotencyStore, v *sh
 	}
 	authed := shopauth.Require(v)
 	// Keys are scoped to the caller as well as the route.
-	idem := service.IdempotencyKeys(keys, service.WithIdempotencyScope(func(r *http.Request) string {
+	idem, err := idempotency.Middleware(keys, idempotency.WithScope(func(r *http.Request) string {
 		c, _ := shopauth.FromContext(r.Context())
 		return "POST /charges " + c.Subject
 	}))
+	if err != nil {
+		return nil, fmt.Errorf("payments: %w", err)
+	}
 	svc.Handle("POST /charges", authed(idem(http.HandlerFunc(p.charge))))
 	svc.Handle("GET /charges/{id}", authed(http.HandlerFunc(p.get)))
 	svc.Handle("POST /refunds", authed(http.HandlerFunc(p.refund)))

@@ -21,7 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
 
-	"github.com/pier-go/pier/service"
+	"github.com/pier-go/pier/problem"
 )
 
 // The token rules shared by the users service, which issues tokens, and by
@@ -149,19 +149,19 @@ func Require(v *Verifier, scopes ...string) func(http.Handler) http.Handler {
 			}
 			if !ok || tok == "" {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="shop"`)
-				service.WriteProblem(w, r, service.Problem{Status: http.StatusUnauthorized, Detail: "a bearer token is required"})
+				problem.Write(w, r, problem.Problem{Status: http.StatusUnauthorized, Detail: "a bearer token is required"})
 				return
 			}
 			c, err := v.Verify(r.Context(), tok)
 			if err != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="shop", error="invalid_token"`)
-				service.WriteProblem(w, r, service.Problem{Status: http.StatusUnauthorized, Detail: "the bearer token is not valid"})
+				problem.Write(w, r, problem.Problem{Status: http.StatusUnauthorized, Detail: "the bearer token is not valid"})
 				return
 			}
 			for _, s := range scopes {
 				if !c.HasScope(s) {
 					w.Header().Set("WWW-Authenticate", `Bearer realm="shop", error="insufficient_scope", scope="`+s+`"`)
-					service.WriteProblem(w, r, service.Problem{Status: http.StatusForbidden, Detail: "the token lacks the scope " + s})
+					problem.Write(w, r, problem.Problem{Status: http.StatusForbidden, Detail: "the token lacks the scope " + s})
 					return
 				}
 			}

@@ -15,17 +15,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pier-go/pier/service"
+	"github.com/pier-go/pier/idempotency"
 )
 
 // The library's store interface and its types, named once here so that the
 // rest of the file does not depend on where they live.
 type (
-	record   = service.IdempotencyRecord
-	response = service.IdempotencyResponse
+	record   = idempotency.Record
+	response = idempotency.Response
 )
 
-var errClaimLost = service.ErrIdempotencyClaimLost
+var errClaimLost = idempotency.ErrClaimLost
 
 // Schema is the migration that creates the table the store uses. Add it to the
 // service's migrations.
@@ -46,7 +46,7 @@ CREATE INDEX idempotency_keys_completed ON idempotency_keys (completed_at);
 // DefaultRetention is how long a completed key is kept: 24 h, as Stripe does.
 const DefaultRetention = 24 * time.Hour
 
-// Store is the library's idempotency store over a SQLite table (see Schema).
+// Store is an [idempotency.Store] over a SQLite table (see Schema).
 // Each method is one transaction: Claim is INSERT-or-take-over-an-expired-row
 // then SELECT, Complete and Release are UPDATE or DELETE ... WHERE token = ?,
 // the compare-and-set the interface asks for.
@@ -79,7 +79,7 @@ func New(db *sql.DB, retention time.Duration) (*Store, error) {
 // Claim implements the library's idempotency store.
 func (s *Store) Claim(ctx context.Context, key, fingerprint string, lease time.Duration) (record, error) {
 	if lease <= 0 {
-		lease = service.DefaultIdempotencyLease
+		lease = idempotency.DefaultLease
 	}
 	now := s.now().UnixMilli()
 	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one claimer at a time

@@ -8,19 +8,19 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pier-go/pier/service"
+	"github.com/pier-go/pier/problem"
 )
 
 // Fail answers r with an RFC 9457 problem: status, detail, and extra members.
 func Fail(w http.ResponseWriter, r *http.Request, status int, detail string, extra ...any) {
-	p := service.Problem{Status: status, Detail: detail}
+	p := problem.Problem{Status: status, Detail: detail}
 	if len(extra) > 0 {
 		p.Extra = make(map[string]any, len(extra)/2)
 		for i := 0; i+1 < len(extra); i += 2 {
 			p.Extra[extra[i].(string)] = extra[i+1]
 		}
 	}
-	service.WriteProblem(w, r, p)
+	problem.Write(w, r, p)
 }
 
 // RetryAfter is the Retry-After the shop sends with a 503 whose cause should

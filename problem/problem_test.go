@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/pier-go/pier/internal/requestid"
@@ -94,20 +93,22 @@ func TestError(t *testing.T) {
 }
 
 func TestWriteTraceID(t *testing.T) {
-	traceID := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
-	spanCtx := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: traceID, SpanID: trace.SpanID{0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, TraceFlags: trace.FlagsSampled,
-	})
+	traceID := [16]byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	withTrace := func() context.Context {
+		ctx := requestid.NewContext(context.Background(), "req-1")
+		requestid.SetTraceID(ctx, traceID)
+		return ctx
+	}
 	tests := []struct {
 		name string
 		ctx  context.Context
 		p    Problem
 		want string // trace_id in the body; "" for none
 	}{
-		{"from the span context", trace.ContextWithSpanContext(context.Background(), spanCtx), Problem{}, traceID.String()},
-		{"explicit wins", trace.ContextWithSpanContext(context.Background(), spanCtx), Problem{TraceID: "explicit"}, "explicit"},
-		{"no span", context.Background(), Problem{}, ""},
-		{"invalid span context", trace.ContextWithSpanContext(context.Background(), trace.SpanContext{}), Problem{}, ""},
+		{"recorded by the server", withTrace(), Problem{}, "4bf92f3577b34da6a3ce929d0e0e4736"},
+		{"explicit wins", withTrace(), Problem{TraceID: "explicit"}, "explicit"},
+		{"request ID only", requestid.NewContext(context.Background(), "req-1"), Problem{}, ""},
+		{"nothing recorded", context.Background(), Problem{}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,5 +127,27 @@ func TestWriteTraceID(t *testing.T) {
 				t.Fatalf("trace_id = %v, want %q (body %s)", got.TraceID, tt.want, rec.Body)
 			}
 		})
+	}
+}
+
+func TestWriteKeepsMembers(t *testing.T) {
+	p := Problem{Type: "https://example.com/probs/out-of-stock", Title: "Out of stock",
+		Status: 409, Detail: "no tea left", Instance: "/orders/1", RequestID: "given", TraceID: "t"}
+	rec := httptest.NewRecorder()
+	Write(rec, httptest.NewRequest("GET", "/orders/1", nil), p)
+	var got Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(p, got); diff != "" {
+		t.Fatalf("problem (-want +got):\n%s", diff)
+	}
+}
+
+func TestWriteNilRequest(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Status(rec, nil, http.StatusInternalServerError, "x")
+	if rec.Code != 500 || rec.Body.Len() == 0 {
+		t.Fatalf("got %d %q", rec.Code, rec.Body)
 	}
 }

@@ -1,4 +1,4 @@
-package service
+package idempotency_test
 
 import (
 	"context"
@@ -15,17 +15,21 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/pier-go/pier/idempotency"
+	"github.com/pier-go/pier/resilience"
+	"github.com/pier-go/pier/service"
 )
 
 // idemWait bounds every wait in these tests; a passing test never waits it out.
 const idemWait = 10 * time.Second
 
 // idemServer serves h at POST /orders, POST /other and GET /orders in a Service
-// configured by opts (put IdempotencyKeys in WithMiddleware), on a loopback
+// configured by opts (put Middleware in WithMiddleware), on a loopback
 // httptest server, and returns its URL.
-func idemServer(tb testing.TB, h http.HandlerFunc, opts ...Option) string {
+func idemServer(tb testing.TB, h http.HandlerFunc, opts ...service.Option) string {
 	tb.Helper()
-	svc, err := New("orders", append([]Option{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+	svc, err := service.New("orders", append([]service.Option{service.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -52,7 +56,7 @@ type idemAnswer struct {
 }
 
 // replayed reports whether the answer came from the store.
-func (a idemAnswer) replayed() bool { return a.header.Get(IdempotentReplayedHeader) == "true" }
+func (a idemAnswer) replayed() bool { return a.header.Get(idempotency.ReplayedHeader) == "true" }
 
 // idemDo sends method url with body and, unless key is empty, an Idempotency-Key.
 func idemDo(tb testing.TB, c *http.Client, method, url, key, body string) idemAnswer {
@@ -62,7 +66,7 @@ func idemDo(tb testing.TB, c *http.Client, method, url, key, body string) idemAn
 		tb.Fatal(err)
 	}
 	if key != "" {
-		req.Header.Set(IdempotencyKeyHeader, key)
+		req.Header.Set(idempotency.Header, key)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -85,7 +89,7 @@ func createOrder(runs *atomic.Int64) http.HandlerFunc {
 		w.Header().Set("Location", "/orders/"+strconv.FormatInt(n, 10))
 		w.Header().Add("X-Order", "a")
 		w.Header().Add("X-Order", "b")
-		_ = WriteJSON(w, http.StatusCreated, map[string]any{"order": n, "got": string(body)})
+		_ = service.WriteJSON(w, http.StatusCreated, map[string]any{"order": n, "got": string(body)})
 	}
 }
 
@@ -101,7 +105,7 @@ func wantProblem(tb testing.TB, a idemAnswer, status int, detail string) {
 func TestIdempotencyReplaysRepeat(t *testing.T) {
 	t.Parallel()
 	var runs atomic.Int64
-	url := idemServer(t, createOrder(&runs), WithMiddleware(IdempotencyKeys(NewMemoryIdempotencyStore())))
+	url := idemServer(t, createOrder(&runs), service.WithMiddleware(mw(t, memStore(t))))
 	c := idemClient(t)
 
 	first := idemDo(t, c, "POST", url+"/orders", "order-1", `{"item":"tea"}`)
@@ -121,7 +125,7 @@ func TestIdempotencyReplaysRepeat(t *testing.T) {
 		}
 	}
 	// Outer middleware's headers are the repeat's own, not copies of the first's.
-	id1, id2 := first.header.Get(RequestIDHeader), second.header.Get(RequestIDHeader)
+	id1, id2 := first.header.Get(service.RequestIDHeader), second.header.Get(service.RequestIDHeader)
 	if id1 == "" || id2 == "" || id1 == id2 {
 		t.Errorf("request IDs %q and %q, want two different IDs", id1, id2)
 	}
@@ -147,7 +151,7 @@ func TestIdempotencyConcurrentRepeatsRunHandlerOnce(t *testing.T) {
 		case <-time.After(idemWait):
 		}
 		order(w, r)
-	}, WithMiddleware(count, IdempotencyKeys(nil)))
+	}, service.WithMiddleware(count, mw(t, nil)))
 	c := idemClient(t)
 
 	answers := make([]idemAnswer, n)
@@ -177,13 +181,13 @@ func TestIdempotencyConcurrentRepeatsRunHandlerOnce(t *testing.T) {
 // key held by another request, and with poll it hides Changed, as a shared
 // store that cannot notify would.
 type watchedStore struct {
-	IdempotencyStore
+	idempotency.Store
 	poll    bool
 	waiting chan struct{}
 }
 
-func (s *watchedStore) Claim(ctx context.Context, key, fp string, lease time.Duration) (IdempotencyRecord, error) {
-	rec, err := s.IdempotencyStore.Claim(ctx, key, fp, lease)
+func (s *watchedStore) Claim(ctx context.Context, key, fp string, lease time.Duration) (idempotency.Record, error) {
+	rec, err := s.Store.Claim(ctx, key, fp, lease)
 	if err == nil && rec.Token == "" && rec.Response == nil {
 		if s.poll {
 			rec.Changed = nil
@@ -200,10 +204,10 @@ func TestIdempotencySharedStoreAcrossInstances(t *testing.T) {
 	t.Parallel()
 	t.Run("retry on the other instance", func(t *testing.T) {
 		t.Parallel()
-		store := NewMemoryIdempotencyStore()
+		store := memStore(t)
 		var runsA, runsB atomic.Int64
-		a := idemServer(t, createOrder(&runsA), WithMiddleware(IdempotencyKeys(store)))
-		b := idemServer(t, createOrder(&runsB), WithMiddleware(IdempotencyKeys(store)))
+		a := idemServer(t, createOrder(&runsA), service.WithMiddleware(mw(t, store)))
+		b := idemServer(t, createOrder(&runsB), service.WithMiddleware(mw(t, store)))
 		c := idemClient(t)
 		first := idemDo(t, c, "POST", a+"/orders", "k", "tea")
 		retry := idemDo(t, c, "POST", b+"/orders", "k", "tea")
@@ -221,7 +225,7 @@ func TestIdempotencySharedStoreAcrossInstances(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			store := &watchedStore{IdempotencyStore: NewMemoryIdempotencyStore(), poll: poll, waiting: make(chan struct{}, 1)}
+			store := &watchedStore{Store: memStore(t), poll: poll, waiting: make(chan struct{}, 1)}
 			var runsA, runsB atomic.Int64
 			started, release := make(chan struct{}), make(chan struct{})
 			orderA := createOrder(&runsA)
@@ -229,8 +233,8 @@ func TestIdempotencySharedStoreAcrossInstances(t *testing.T) {
 				close(started)
 				<-release
 				orderA(w, r)
-			}, WithMiddleware(IdempotencyKeys(store)))
-			b := idemServer(t, createOrder(&runsB), WithMiddleware(IdempotencyKeys(store)))
+			}, service.WithMiddleware(mw(t, store)))
+			b := idemServer(t, createOrder(&runsB), service.WithMiddleware(mw(t, store)))
 			c := idemClient(t)
 
 			firstDone := make(chan idemAnswer, 1)
@@ -263,7 +267,7 @@ func TestIdempotencyKeepsOnlyFinalAnswers(t *testing.T) {
 	tests := []struct {
 		name    string
 		h       http.HandlerFunc
-		opts    []IdempotencyOption
+		opts    []idempotency.Option
 		want    int  // the status the client gets
 		wantRun bool // whether the repeat runs the handler again
 	}{
@@ -275,11 +279,11 @@ func TestIdempotencyKeepsOnlyFinalAnswers(t *testing.T) {
 		{"response over the max body", func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, strings.Repeat("x", 20))
 			_, _ = io.WriteString(w, strings.Repeat("y", 20))
-		}, []IdempotencyOption{WithIdempotencyMaxBody(32)}, 200, true},
+		}, []idempotency.Option{idempotency.WithMaxBody(32)}, 200, true},
 		{"Content-Length over the max body", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Length", "40")
 			_, _ = io.WriteString(w, strings.Repeat("x", 40))
-		}, []IdempotencyOption{WithIdempotencyMaxBody(32)}, 200, true},
+		}, []idempotency.Option{idempotency.WithMaxBody(32)}, 200, true},
 		{"hijacked", func(w http.ResponseWriter, _ *http.Request) {
 			conn, rw, err := http.NewResponseController(w).Hijack()
 			if err != nil {
@@ -294,7 +298,7 @@ func TestIdempotencyKeepsOnlyFinalAnswers(t *testing.T) {
 		{"nothing written", func(http.ResponseWriter, *http.Request) {}, nil, 200, false},
 		{"body at the max body", func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, strings.Repeat("x", 32))
-		}, []IdempotencyOption{WithIdempotencyMaxBody(32)}, 200, false},
+		}, []idempotency.Option{idempotency.WithMaxBody(32)}, 200, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,7 +307,7 @@ func TestIdempotencyKeepsOnlyFinalAnswers(t *testing.T) {
 			url := idemServer(t, func(w http.ResponseWriter, r *http.Request) {
 				runs.Add(1)
 				tt.h(w, r)
-			}, WithMiddleware(IdempotencyKeys(NewMemoryIdempotencyStore(), tt.opts...)))
+			}, service.WithMiddleware(mw(t, memStore(t), tt.opts...)))
 			c := idemClient(t)
 			first := idemDo(t, c, "POST", url+"/orders", "k", "x")
 			second := idemDo(t, c, "POST", url+"/orders", "k", "x")
@@ -328,12 +332,12 @@ func TestIdempotencyKeepsOnlyFinalAnswers(t *testing.T) {
 // so the retry must run it.
 func TestIdempotencyReleasesKeyWhenContextEndsBeforeAnswer(t *testing.T) {
 	t.Parallel()
-	store := NewMemoryIdempotencyStore()
+	store := memStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h := IdempotencyKeys(store)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { cancel() }))
+	h := mw(t, store)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { cancel() }))
 	req := httptest.NewRequestWithContext(ctx, "POST", "/orders", strings.NewReader("x"))
-	req.Header.Set(IdempotencyKeyHeader, "k")
+	req.Header.Set(idempotency.Header, "k")
 	h.ServeHTTP(httptest.NewRecorder(), req)
 	rec, err := store.Claim(context.Background(), "POST /orders\nk", "any", time.Minute)
 	if err != nil || rec.Token == "" {
@@ -344,7 +348,7 @@ func TestIdempotencyReleasesKeyWhenContextEndsBeforeAnswer(t *testing.T) {
 func TestIdempotencyKeyReusedWithDifferentRequest(t *testing.T) {
 	t.Parallel()
 	var runs atomic.Int64
-	url := idemServer(t, createOrder(&runs), WithMiddleware(IdempotencyKeys(NewMemoryIdempotencyStore())))
+	url := idemServer(t, createOrder(&runs), service.WithMiddleware(mw(t, memStore(t))))
 	c := idemClient(t)
 	if a := idemDo(t, c, "POST", url+"/orders", "k", "tea"); a.status != http.StatusCreated {
 		t.Fatalf("first = %d %s", a.status, a.body)
@@ -361,13 +365,13 @@ func TestIdempotencyKeyReusedWithDifferentRequest(t *testing.T) {
 	}
 
 	// A key in progress for another request is refused at once, not waited for.
-	store := NewMemoryIdempotencyStore()
+	store := memStore(t)
 	if _, err := store.Claim(context.Background(), "POST /orders\nbusy", "another request", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	h := IdempotencyKeys(store)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("handler ran") }))
+	h := mw(t, store)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("handler ran") }))
 	req := httptest.NewRequest("POST", "/orders", strings.NewReader("tea"))
-	req.Header.Set(IdempotencyKeyHeader, "busy")
+	req.Header.Set(idempotency.Header, "busy")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	wantProblem(t, idemAnswer{w.Code, w.Header(), w.Body.String()}, http.StatusUnprocessableEntity, reused)
@@ -393,9 +397,9 @@ func TestIdempotencyInvalidKey(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ran := false
-			h := IdempotencyKeys(nil)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { ran = true }))
+			h := mw(t, nil)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { ran = true }))
 			req := httptest.NewRequest("POST", "/orders", strings.NewReader("x"))
-			req.Header[IdempotencyKeyHeader] = tt.keys
+			req.Header[idempotency.Header] = tt.keys
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, req)
 			if w.Code != tt.status || ran != (tt.status == 200) {
@@ -413,7 +417,7 @@ func TestIdempotencyInvalidKey(t *testing.T) {
 func TestIdempotencyPassesThroughWithoutKey(t *testing.T) {
 	t.Parallel()
 	var runs atomic.Int64
-	url := idemServer(t, createOrder(&runs), WithMiddleware(IdempotencyKeys(nil)))
+	url := idemServer(t, createOrder(&runs), service.WithMiddleware(mw(t, nil)))
 	c := idemClient(t)
 	for _, req := range []struct{ method, key string }{
 		{"POST", ""}, {"POST", ""}, // no key
@@ -434,20 +438,20 @@ func TestIdempotencyPassesThroughWithoutKey(t *testing.T) {
 // than its own default.
 func TestIdempotencyHandsBodyOnWithItsLimit(t *testing.T) {
 	t.Parallel()
-	const limit = 2 * DefaultBodyLimit
-	svc, err := New("orders", WithLogger(slog.New(slog.DiscardHandler)), WithBodyLimit(limit),
-		WithMiddleware(IdempotencyKeys(nil)))
+	const limit = 2 * service.DefaultBodyLimit
+	svc, err := service.New("orders", service.WithLogger(slog.New(slog.DiscardHandler)), service.WithBodyLimit(limit),
+		service.WithMiddleware(mw(t, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) {
 		var in struct{ Name string }
-		if DecodeJSON(w, r, &in) != nil {
+		if service.DecodeJSON(w, r, &in) != nil {
 			return
 		}
-		_ = WriteJSON(w, http.StatusCreated, len(in.Name))
+		_ = service.WriteJSON(w, http.StatusCreated, len(in.Name))
 	})
-	name := strings.Repeat("a", int(DefaultBodyLimit)+10)
+	name := strings.Repeat("a", int(service.DefaultBodyLimit)+10)
 	tests := []struct {
 		name    string
 		body    string
@@ -466,14 +470,14 @@ func TestIdempotencyHandsBodyOnWithItsLimit(t *testing.T) {
 			if tt.chunked {
 				req.ContentLength = -1
 			}
-			req.Header.Set(IdempotencyKeyHeader, "k-"+tt.name)
+			req.Header.Set(idempotency.Header, "k-"+tt.name)
 			w := httptest.NewRecorder()
 			svc.ServeHTTP(w, req)
 			if w.Code != tt.status || tt.answer != "" && w.Body.String() != tt.answer {
 				t.Fatalf("answer %d %.200q, want %d %q", w.Code, w.Body.String(), tt.status, tt.answer)
 			}
-			if tt.status == 413 && !strings.Contains(w.Body.String(), tooLargeText(limit)) {
-				t.Fatalf("413 body %q, want %q", w.Body.String(), tooLargeText(limit))
+			if tt.status == 413 && !strings.Contains(w.Body.String(), "request body exceeds the limit of "+strconv.FormatInt(limit, 10)+" bytes") {
+				t.Fatalf("413 body %q, want %q", w.Body.String(), "request body exceeds the limit of "+strconv.FormatInt(limit, 10)+" bytes")
 			}
 		})
 	}
@@ -488,7 +492,7 @@ func TestIdempotencyWaiterGets409WhenItsContextEnds(t *testing.T) {
 		close(started)
 		<-release // past its own deadline: the answer is still its own
 		order(w, r)
-	}, WithRequestTimeout(100*time.Millisecond), WithMiddleware(IdempotencyKeys(nil)))
+	}, service.WithRequestTimeout(100*time.Millisecond), service.WithMiddleware(mw(t, nil)))
 	c := idemClient(t)
 
 	firstDone := make(chan idemAnswer, 1)
@@ -527,11 +531,11 @@ func TestIdempotencyStreamsWhileKeeping(t *testing.T) {
 			}
 		}
 		_, _ = io.WriteString(w, "second part\n")
-	}, WithMiddleware(IdempotencyKeys(nil)))
+	}, service.WithMiddleware(mw(t, nil)))
 	c := idemClient(t)
 
 	req, _ := http.NewRequest("POST", url+"/orders", strings.NewReader("x"))
-	req.Header.Set(IdempotencyKeyHeader, "stream")
+	req.Header.Set(idempotency.Header, "stream")
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -555,13 +559,13 @@ func TestIdempotencyStreamsWhileKeeping(t *testing.T) {
 func TestIdempotencyScopeSeparatesCallers(t *testing.T) {
 	t.Parallel()
 	var runs atomic.Int64
-	byUser := WithIdempotencyScope(func(r *http.Request) string {
+	byUser := idempotency.WithScope(func(r *http.Request) string {
 		return r.Method + " " + r.URL.Path + " " + r.Header.Get("X-User-ID")
 	})
-	h := IdempotencyKeys(nil, byUser)(createOrder(&runs))
+	h := mw(t, nil, byUser)(createOrder(&runs))
 	send := func(user string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", "/orders", strings.NewReader("tea"))
-		req.Header.Set(IdempotencyKeyHeader, "k")
+		req.Header.Set(idempotency.Header, "k")
 		req.Header.Set("X-User-ID", user)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
@@ -576,16 +580,16 @@ func TestIdempotencyScopeSeparatesCallers(t *testing.T) {
 
 // leaseStore records the lease of each Claim.
 type leaseStore struct {
-	IdempotencyStore
+	idempotency.Store
 	mu     sync.Mutex
 	leases []time.Duration
 }
 
-func (s *leaseStore) Claim(ctx context.Context, key, fp string, lease time.Duration) (IdempotencyRecord, error) {
+func (s *leaseStore) Claim(ctx context.Context, key, fp string, lease time.Duration) (idempotency.Record, error) {
 	s.mu.Lock()
 	s.leases = append(s.leases, lease)
 	s.mu.Unlock()
-	return s.IdempotencyStore.Claim(ctx, key, fp, lease)
+	return s.Store.Claim(ctx, key, fp, lease)
 }
 
 // TestIdempotencyLeaseCoversDeadline: a claim lasts the configured lease, or
@@ -593,8 +597,8 @@ func (s *leaseStore) Claim(ctx context.Context, key, fp string, lease time.Durat
 // that honours its deadline cannot outlive its claim.
 func TestIdempotencyLeaseCoversDeadline(t *testing.T) {
 	t.Parallel()
-	store := &leaseStore{IdempotencyStore: NewMemoryIdempotencyStore()}
-	h := IdempotencyKeys(store, WithIdempotencyLease(time.Minute))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	store := &leaseStore{Store: memStore(t)}
+	h := mw(t, store, idempotency.WithLease(time.Minute))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	for i, timeout := range []time.Duration{0, time.Second, time.Hour} {
 		ctx := context.Background()
 		if timeout > 0 {
@@ -603,12 +607,12 @@ func TestIdempotencyLeaseCoversDeadline(t *testing.T) {
 			defer cancel()
 		}
 		req := httptest.NewRequestWithContext(ctx, "POST", "/orders", nil)
-		req.Header.Set(IdempotencyKeyHeader, "lease-"+strconv.Itoa(i))
+		req.Header.Set(idempotency.Header, "lease-"+strconv.Itoa(i))
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 	if len(store.leases) != 3 || store.leases[0] != time.Minute || store.leases[1] != time.Minute ||
-		store.leases[2] <= time.Hour || store.leases[2] > time.Hour+idempotencyLeaseMargin {
-		t.Fatalf("leases %v, want 1m, 1m and about 1h+%v", store.leases, idempotencyLeaseMargin)
+		store.leases[2] <= time.Hour || store.leases[2] > time.Hour+5*time.Second {
+		t.Fatalf("leases %v, want 1m, 1m and about 1h+5s", store.leases)
 	}
 }
 
@@ -617,274 +621,87 @@ type failingStore struct{}
 
 var errStoreDown = errors.New("store down")
 
-func (failingStore) Claim(context.Context, string, string, time.Duration) (IdempotencyRecord, error) {
-	return IdempotencyRecord{}, errStoreDown
+func (failingStore) Claim(context.Context, string, string, time.Duration) (idempotency.Record, error) {
+	return idempotency.Record{}, errStoreDown
 }
-func (failingStore) Complete(context.Context, string, string, *IdempotencyResponse) error {
+func (failingStore) Complete(context.Context, string, string, *idempotency.Response) error {
 	return errStoreDown
 }
 func (failingStore) Release(context.Context, string, string) error { return errStoreDown }
 
 func TestIdempotencyStoreDownGives503(t *testing.T) {
 	t.Parallel()
-	h := IdempotencyKeys(failingStore{})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("handler ran") }))
+	h := mw(t, failingStore{})(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("handler ran") }))
 	req := httptest.NewRequest("POST", "/orders", strings.NewReader("x"))
-	req.Header.Set(IdempotencyKeyHeader, "k")
+	req.Header.Set(idempotency.Header, "k")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	wantProblem(t, idemAnswer{w.Code, w.Header(), w.Body.String()}, http.StatusServiceUnavailable,
 		"the idempotency key store is unavailable")
 }
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+// mw returns the middleware over store, failing the test on an error.
+func mw(tb testing.TB, store idempotency.Store, opts ...idempotency.Option) func(http.Handler) http.Handler {
+	tb.Helper()
+	m, err := idempotency.Middleware(store, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newTestMemoryStore(clock *fakeClock, opts ...MemoryStoreOption) *MemoryIdempotencyStore {
-	s := NewMemoryIdempotencyStore(opts...)
-	s.now = clock.Now
+// memStore returns a memory store with its defaults.
+func memStore(tb testing.TB) *idempotency.MemoryStore {
+	tb.Helper()
+	s, err := idempotency.NewMemoryStore()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return s
 }
 
-// claimed claims key and fails unless the claim is the caller's.
-func claimed(tb testing.TB, s IdempotencyStore, key string, lease time.Duration) string {
-	tb.Helper()
-	rec, err := s.Claim(context.Background(), key, "fp", lease)
-	if err != nil || rec.Token == "" {
-		tb.Fatalf("Claim(%q) = %+v, %v; want the key claimed", key, rec, err)
-	}
-	return rec.Token
-}
-
-// completed claims and completes key with a body of n bytes.
-func completed(tb testing.TB, s IdempotencyStore, key string, n int) {
-	tb.Helper()
-	token := claimed(tb, s, key, time.Minute)
-	resp := &IdempotencyResponse{Status: 201, Body: []byte(strings.Repeat("x", n))}
-	if err := s.Complete(context.Background(), key, token, resp); err != nil {
-		tb.Fatalf("Complete(%q) = %v", key, err)
-	}
-}
-
-// stateOf returns "absent", "in progress" or "completed", looking without
-// claiming.
-func stateOf(s *MemoryIdempotencyStore, key string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.entries[key]
-	switch {
-	case !ok || !s.now().Before(e.expires):
-		return "absent"
-	case e.resp == nil:
-		return "in progress"
-	}
-	return "completed"
-}
-
-func TestMemoryIdempotencyStoreEvictsOldest(t *testing.T) {
+// TestIdempotencyKeepsWhatTheClientDoesNotRetry holds the middleware's list of
+// answers it does not keep in step with the statuses pier's client retries:
+// an answer the client retries must be released so that the retry runs the
+// handler, and every other answer kept.
+func TestIdempotencyKeepsWhatTheClientDoesNotRetry(t *testing.T) {
 	t.Parallel()
-	t.Run("keys", func(t *testing.T) {
-		t.Parallel()
-		s := newTestMemoryStore(&fakeClock{}, WithMemoryStoreMaxKeys(3))
-		for _, k := range []string{"k1", "k2", "k3", "k4", "k5"} {
-			completed(t, s, k, 10)
-		}
-		got := []string{stateOf(s, "k1"), stateOf(s, "k2"), stateOf(s, "k3"), stateOf(s, "k4"), stateOf(s, "k5")}
-		want := []string{"absent", "absent", "completed", "completed", "completed"}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Fatalf("states of k1..k5 (-want +got):\n%s", diff)
-		}
-	})
-	t.Run("bytes", func(t *testing.T) {
-		t.Parallel()
-		s := newTestMemoryStore(&fakeClock{}, WithMemoryStoreMaxBytes(3*(1000+memoryEntryOverhead+64)))
-		for _, k := range []string{"k1", "k2", "k3", "k4"} {
-			completed(t, s, k, 1000)
-		}
-		if stateOf(s, "k1") != "absent" || stateOf(s, "k2") != "completed" || stateOf(s, "k4") != "completed" {
-			t.Fatalf("states %s %s %s, want the oldest evicted by size", stateOf(s, "k1"), stateOf(s, "k2"), stateOf(s, "k4"))
-		}
-		// An answer bigger than the whole store is not kept and drops its key.
-		token := claimed(t, s, "huge", time.Minute)
-		if err := s.Complete(context.Background(), "huge", token, &IdempotencyResponse{Status: 200, Body: make([]byte, 5000)}); err != nil {
+	for status := 200; status < 600; status++ {
+		store := memStore(t)
+		h := mw(t, store)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+		req := httptest.NewRequest("POST", "/orders", nil)
+		req.Header.Set(idempotency.Header, "k")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		rec, err := store.Claim(context.Background(), "POST /orders\nk", "other", time.Minute)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if stateOf(s, "huge") != "absent" || stateOf(s, "k4") != "completed" {
-			t.Fatalf("after a response over the bound: huge %s, k4 %s; want absent, completed", stateOf(s, "huge"), stateOf(s, "k4"))
+		kept := rec.Token == ""
+		if kept == resilience.FailureStatus(status) {
+			t.Errorf("status %d: kept = %v, but the client retries it: %v", status, kept, resilience.FailureStatus(status))
 		}
-	})
-	t.Run("a claim forced out wakes its waiters", func(t *testing.T) {
-		t.Parallel()
-		s := newTestMemoryStore(&fakeClock{}, WithMemoryStoreMaxKeys(1))
-		token := claimed(t, s, "a", time.Minute)
-		rec, _ := s.Claim(context.Background(), "a", "fp", time.Minute)
-		if rec.Changed == nil {
-			t.Fatal("a key in progress came without a Changed channel")
-		}
-		claimed(t, s, "b", time.Minute)
-		select {
-		case <-rec.Changed:
-		default:
-			t.Fatal("evicting a claim did not close its Changed channel")
-		}
-		if err := s.Complete(context.Background(), "a", token, &IdempotencyResponse{Status: 200}); !errors.Is(err, ErrIdempotencyClaimLost) {
-			t.Fatalf("Complete of an evicted claim = %v, want ErrIdempotencyClaimLost", err)
-		}
-	})
+	}
 }
 
-func TestMemoryIdempotencyStoreExpires(t *testing.T) {
+func TestMiddlewareRejectsBadOptions(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	clock := &fakeClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	s := newTestMemoryStore(clock, WithMemoryStoreRetention(time.Hour))
-
-	old := claimed(t, s, "k", time.Minute)
-	waiting, _ := s.Claim(ctx, "k", "fp", time.Minute)
-	if waiting.Token != "" || waiting.Response != nil || waiting.Fingerprint != "fp" {
-		t.Fatalf("second Claim = %+v, want the key in progress", waiting)
-	}
-	clock.Advance(time.Minute) // the lease runs out: the next Claim takes the key over
-	token := claimed(t, s, "k", time.Minute)
-	select {
-	case <-waiting.Changed:
-	default:
-		t.Fatal("a claim taken over did not wake its waiters")
-	}
-	if err := s.Complete(ctx, "k", old, &IdempotencyResponse{Status: 200}); !errors.Is(err, ErrIdempotencyClaimLost) {
-		t.Fatalf("Complete with the lapsed token = %v, want ErrIdempotencyClaimLost", err)
-	}
-	if err := s.Complete(ctx, "k", token, &IdempotencyResponse{Status: 201}); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(time.Hour - time.Nanosecond)
-	if rec, _ := s.Claim(ctx, "k", "fp", time.Minute); rec.Response == nil || rec.Response.Status != 201 {
-		t.Fatalf("Claim within the retention = %+v, want the stored 201", rec)
-	}
-	clock.Advance(time.Nanosecond)
-	claimed(t, s, "k", time.Minute) // retention over: the key is new again
-	if len(s.entries) != 1 {
-		t.Fatalf("store holds %d entries, want 1", len(s.entries))
-	}
-
-	// Expired keys ahead of a Claim are dropped on the way, oldest first.
-	for _, k := range []string{"a", "b", "c"} {
-		completed(t, s, k, 1)
-	}
-	clock.Advance(2 * time.Hour)
-	claimed(t, s, "d", time.Minute)
-	if len(s.entries) != 1 || s.bytes != s.entries["d"].size {
-		t.Fatalf("after expiry the store holds %d entries and %d bytes, want only d", len(s.entries), s.bytes)
-	}
-}
-
-func TestMemoryIdempotencyStoreRelease(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := NewMemoryIdempotencyStore()
-	token := claimed(t, s, "k", time.Minute)
-	waiting, _ := s.Claim(ctx, "k", "fp", time.Minute)
-	if err := s.Release(ctx, "k", "not the token"); !errors.Is(err, ErrIdempotencyClaimLost) {
-		t.Fatalf("Release with another token = %v, want ErrIdempotencyClaimLost", err)
-	}
-	if err := s.Release(ctx, "k", token); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-waiting.Changed:
-	default:
-		t.Fatal("Release did not wake the waiters")
-	}
-	if err := s.Release(ctx, "k", token); !errors.Is(err, ErrIdempotencyClaimLost) {
-		t.Fatalf("second Release = %v, want ErrIdempotencyClaimLost", err)
-	}
-	next := claimed(t, s, "k", time.Minute)
-	if next == token {
-		t.Fatalf("a new claim reused token %q", token)
-	}
-	if s.bytes != s.entries["k"].size {
-		t.Fatalf("byte count %d, want %d", s.bytes, s.entries["k"].size)
-	}
-}
-
-// idemNopWriter is the cheapest http.ResponseWriter.
-type idemNopWriter struct{ h http.Header }
-
-func (w *idemNopWriter) Header() http.Header         { return w.h }
-func (w *idemNopWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *idemNopWriter) WriteHeader(int)             {}
-
-// BenchmarkIdempotencyKeys measures the middleware in memory: the handler
-// alone, a request without a key (the cost every other request pays), the
-// replay of a stored
-// answer, and a new key (claim, run, complete; the store evicts as it fills).
-func BenchmarkIdempotencyKeys(b *testing.B) {
-	body := `{"item":"tea","qty":2}`
-	answer := []byte(`{"order":42,"item":"tea","qty":2}` + "\n")
-	contentType := []string{"application/json"} // set without allocating, so no-key shows the middleware's own
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header()["Content-Type"] = contentType
-		w.WriteHeader(http.StatusCreated)
-		_, _ = w.Write(answer)
-	})
-	h := IdempotencyKeys(nil)(handler)
-	for _, c := range []struct {
-		name string
-		h    http.Handler
-	}{{"bare", handler}, {"no-key", h}} {
-		b.Run(c.name, func(b *testing.B) {
-			req := httptest.NewRequest("POST", "/orders", nil)
-			w := &idemNopWriter{h: make(http.Header)}
-			b.ReportAllocs()
-			for b.Loop() {
-				clear(w.h)
-				c.h.ServeHTTP(w, req)
-			}
-		})
-	}
-	b.Run("replay", func(b *testing.B) {
-		rd := strings.NewReader(body)
-		req := httptest.NewRequest("POST", "/orders", rd)
-		req.Header.Set(IdempotencyKeyHeader, "bench")
-		w := &idemNopWriter{h: make(http.Header)}
-		b.ReportAllocs()
-		for b.Loop() {
-			rd.Reset(body)
-			clear(w.h)
-			h.ServeHTTP(w, req)
+	for name, opt := range map[string]idempotency.Option{
+		"negative max body": idempotency.WithMaxBody(-1),
+		"negative lease":    idempotency.WithLease(-time.Second),
+		"nil":               nil,
+	} {
+		if _, err := idempotency.Middleware(nil, opt); err == nil {
+			t.Errorf("%s: Middleware returned no error", name)
 		}
-	})
-	b.Run("new-key", func(b *testing.B) {
-		rd := strings.NewReader(body)
-		req := httptest.NewRequest("POST", "/orders", rd)
-		w := &idemNopWriter{h: make(http.Header)}
-		keys := make([][]string, 1<<16) // more than the store holds: each is new when it comes round
-		for i := range keys {
-			keys[i] = []string{"new-" + strconv.Itoa(i)}
+	}
+	for name, opt := range map[string]idempotency.MemoryOption{
+		"negative keys":      idempotency.WithMaxKeys(-1),
+		"negative bytes":     idempotency.WithMaxBytes(-1),
+		"negative retention": idempotency.WithRetention(-time.Second),
+		"nil":                nil,
+	} {
+		if _, err := idempotency.NewMemoryStore(opt); err == nil {
+			t.Errorf("%s: NewMemoryStore returned no error", name)
 		}
-		i := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			rd.Reset(body)
-			clear(w.h)
-			req.Header[idempotencyKey] = keys[i%len(keys)]
-			i++
-			h.ServeHTTP(w, req)
-		}
-	})
+	}
 }

@@ -1,4 +1,4 @@
-package service_test
+package idempotency_test
 
 import (
 	"fmt"
@@ -9,17 +9,28 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pier-go/pier/idempotency"
 	"github.com/pier-go/pier/service"
 )
 
 // A payment route that must not charge twice: the client sends an
 // Idempotency-Key, and its retry gets the first answer instead of a second
 // charge.
-func ExampleIdempotencyKeys() {
+func ExampleMiddleware() {
 	charges := 0
+	store, err := idempotency.NewMemoryStore(idempotency.WithRetention(time.Hour))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	keys, err := idempotency.Middleware(store)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	svc, err := service.New("payments",
 		service.WithLogger(slog.New(slog.DiscardHandler)),
-		service.WithMiddleware(service.IdempotencyKeys(service.NewMemoryIdempotencyStore())),
+		service.WithMiddleware(keys),
 	)
 	if err != nil {
 		fmt.Println(err)
@@ -34,7 +45,7 @@ func ExampleIdempotencyKeys() {
 
 	for _, key := range []string{"8e03978e-40d5", "8e03978e-40d5", "a second payment"} {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/charges", strings.NewReader(`{"amount":100}`))
-		req.Header.Set(service.IdempotencyKeyHeader, key)
+		req.Header.Set(idempotency.Header, key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			fmt.Println(err)
@@ -42,7 +53,7 @@ func ExampleIdempotencyKeys() {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
-		fmt.Printf("%s replayed=%q %s", resp.Status, resp.Header.Get(service.IdempotentReplayedHeader), body)
+		fmt.Printf("%s replayed=%q %s", resp.Status, resp.Header.Get(idempotency.ReplayedHeader), body)
 	}
 	fmt.Println("charges:", charges)
 	// Output:
@@ -53,19 +64,28 @@ func ExampleIdempotencyKeys() {
 }
 
 // Two instances of a service share one store, so a retry that lands on the
-// other instance replays the answer of the first. (A MemoryIdempotencyStore
-// serves instances in one process; across processes, implement
-// IdempotencyStore over a shared database.)
-func ExampleNewMemoryIdempotencyStore() {
-	store := service.NewMemoryIdempotencyStore(
-		service.WithMemoryStoreMaxKeys(50_000),
-		service.WithMemoryStoreRetention(time.Hour),
+// other instance replays the answer of the first. (A MemoryStore serves
+// instances in one process; across processes, implement Store over a shared
+// database.)
+func ExampleNewMemoryStore() {
+	store, err := idempotency.NewMemoryStore(
+		idempotency.WithMaxKeys(50_000),
+		idempotency.WithRetention(time.Hour),
 	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	keys, err := idempotency.Middleware(store)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	var instances []*httptest.Server
 	for _, name := range []string{"a", "b"} {
 		svc, err := service.New("orders",
 			service.WithLogger(slog.New(slog.DiscardHandler)),
-			service.WithMiddleware(service.IdempotencyKeys(store)),
+			service.WithMiddleware(keys),
 		)
 		if err != nil {
 			fmt.Println(err)
@@ -81,7 +101,7 @@ func ExampleNewMemoryIdempotencyStore() {
 
 	for _, srv := range instances { // the first try on a, the retry on b
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/orders", strings.NewReader(`{"item":"tea"}`))
-		req.Header.Set(service.IdempotencyKeyHeader, "order-7")
+		req.Header.Set(idempotency.Header, "order-7")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			fmt.Println(err)
@@ -89,7 +109,7 @@ func ExampleNewMemoryIdempotencyStore() {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
-		fmt.Printf("%s replayed=%q %s", resp.Status, resp.Header.Get(service.IdempotentReplayedHeader), body)
+		fmt.Printf("%s replayed=%q %s", resp.Status, resp.Header.Get(idempotency.ReplayedHeader), body)
 	}
 	// Output:
 	// 201 Created replayed="" {"created_by":"a"}

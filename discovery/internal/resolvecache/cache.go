@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/internal/backoff"
 )
 
 // RegistryKey is the attribute of the cache's metrics that names it: "consul",
@@ -84,17 +84,17 @@ type Cache struct {
 	fetch Fetch
 	opts  Options
 
-	ctx    context.Context // ends when the cache is closed
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	done chan struct{} // closed by Close
+	wg   sync.WaitGroup
 
 	// entries is read on every Resolve, from every core, and written only when
 	// a service is resolved for the first time: a map replaced on write behind
 	// an atomic pointer, so reads take no lock (an RWMutex's reader count made
 	// parallel Resolves five times slower than serial ones on 2 cores).
 	entries atomic.Pointer[map[string]*entry]
-	mu      sync.Mutex // serialises writers of entries and closed
+	mu      sync.Mutex // serialises writers of entries, closed and cancels
 	closed  bool
+	cancels []context.CancelFunc // one a watch, ending its fetch in flight
 
 	errors metric.Int64Counter // nil without Options.Meter
 	gauges metric.Registration // nil without Options.Meter
@@ -116,8 +116,7 @@ func New(name string, fetch Fetch, opts Options) *Cache {
 	if opts.MaxBackoff < opts.MinBackoff {
 		opts.MaxBackoff = max(30*time.Second, opts.MinBackoff)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &Cache{name: name, fetch: fetch, opts: opts, ctx: ctx, cancel: cancel}
+	c := &Cache{name: name, fetch: fetch, opts: opts, done: make(chan struct{})}
 	c.entries.Store(&map[string]*entry{})
 	if opts.Meter != nil {
 		c.instrument(opts.Meter)
@@ -171,8 +170,10 @@ func (c *Cache) Resolve(ctx context.Context, service string) ([]discovery.Instan
 			return nil, fmt.Errorf("%s: resolve %q: %w", c.name, service, ctx.Err())
 		}
 	}
-	if c.ctx.Err() != nil {
+	select {
+	case <-c.done:
 		return nil, c.closedError(service)
+	default:
 	}
 	st := e.state.Load()
 	if !st.Synced {
@@ -201,8 +202,15 @@ func (c *Cache) Close() error {
 	c.mu.Lock()
 	first := !c.closed
 	c.closed = true
+	cancels := c.cancels
+	c.cancels = nil
+	if first {
+		close(c.done)
+	}
 	c.mu.Unlock()
-	c.cancel()
+	for _, cancel := range cancels {
+		cancel()
+	}
 	c.wg.Wait()
 	if first && c.gauges != nil {
 		_ = c.gauges.Unregister()
@@ -237,8 +245,11 @@ func (c *Cache) entry(service string) (*entry, error) {
 	maps.Copy(next, old)
 	next[service] = e
 	c.entries.Store(&next)
+	// The watch owns its context; Close ends it through cancel.
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancels = append(c.cancels, cancel)
 	c.wg.Add(1)
-	go c.watch(e)
+	go c.watch(ctx, e)
 	return e, nil
 }
 
@@ -246,8 +257,8 @@ func (c *Cache) closedError(service string) error {
 	return fmt.Errorf("%s: resolve %q: resolver closed", c.name, service)
 }
 
-// watch keeps e current until the cache closes.
-func (c *Cache) watch(e *entry) {
+// watch keeps e current until ctx, which Close cancels, ends.
+func (c *Cache) watch(ctx context.Context, e *entry) {
 	first := true
 	defer func() {
 		if first { // closed before the first answer: release the waiting Resolves
@@ -256,10 +267,10 @@ func (c *Cache) watch(e *entry) {
 		c.wg.Done()
 	}()
 	var index uint64
-	backoff := c.opts.MinBackoff
-	for c.ctx.Err() == nil {
-		instances, next, err := c.fetch(c.ctx, e.service, index)
-		if c.ctx.Err() != nil {
+	wait := backoff.New(c.opts.MinBackoff, c.opts.MaxBackoff)
+	for ctx.Err() == nil {
+		instances, next, err := c.fetch(ctx, e.service, index)
+		if ctx.Err() != nil {
 			return
 		}
 		prev := e.state.Load()
@@ -268,7 +279,7 @@ func (c *Cache) watch(e *entry) {
 			st.Err = err
 			st.Failures++
 			if c.errors != nil {
-				c.errors.Add(c.ctx, 1, e.addOpts...)
+				c.errors.Add(ctx, 1, e.addOpts...)
 			}
 			// Ask for the current set at once when the source answers again,
 			// rather than wait on the last index: the set may have changed
@@ -295,17 +306,13 @@ func (c *Cache) watch(e *entry) {
 			c.opts.OnChange(e.service, st)
 		}
 		if err == nil {
-			backoff = c.opts.MinBackoff
+			wait.Reset()
 			continue
 		}
-		// Half the backoff plus a random part of the other half: spread out, so
-		// that every instance of a caller does not retry in step.
-		wait := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(2*backoff, c.opts.MaxBackoff)
-		t := time.NewTimer(wait)
+		t := time.NewTimer(wait.Next())
 		select {
 		case <-t.C:
-		case <-c.ctx.Done():
+		case <-ctx.Done():
 			t.Stop()
 			return
 		}

@@ -1,16 +1,9 @@
-// Package problem writes RFC 9457 problem details (application/problem+json).
-//
-// Every error response that a pier package writes goes through [Write], so they all
-// share one shape. It is internal so that leaf packages (health, resilience) and the
-// gateway can use it without importing service; service re-exports the type.
 package problem
 
 import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pier-go/pier/internal/requestid"
 )
@@ -41,7 +34,8 @@ type Problem struct {
 	// request's context, when there is one.
 	RequestID string `json:"request_id,omitempty"`
 	// TraceID is the request's W3C trace ID, 32 hex digits. Empty means the
-	// trace ID of the span in the request's context, when there is one.
+	// trace ID of the span a pier Service started for the request, when there
+	// is one.
 	TraceID string `json:"trace_id,omitempty"`
 	// Extra holds extension members. Keys that clash with the members above are
 	// ignored.
@@ -98,9 +92,13 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 }
 
 // Write sends p as the response to r. It fills Status, Title, RequestID and TraceID
-// when they are empty, sets Content-Type and Content-Length, and marks the answer as
-// not to be cached. The body is encoded before anything is written, so a value in Extra that
-// cannot be encoded yields a plain 500 problem rather than half a document.
+// when they are empty (the IDs from what a pier Service recorded in r's context),
+// sets Content-Type and Content-Length, and marks the answer as not to be cached
+// (Cache-Control: no-store) and not to be sniffed. The body is encoded before
+// anything is written, so a value in Extra that cannot be encoded yields a plain
+// 500 problem rather than half a document. A HEAD request gets the headers only.
+// A nil r is allowed: nothing is filled from it. Write is safe for concurrent use
+// on different ResponseWriters.
 func Write(w http.ResponseWriter, r *http.Request, p Problem) {
 	p.Status = p.status()
 	if p.Title == "" {
@@ -112,9 +110,7 @@ func Write(w http.ResponseWriter, r *http.Request, p Problem) {
 			p.RequestID = requestid.FromContext(ctx)
 		}
 		if p.TraceID == "" {
-			if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-				p.TraceID = sc.TraceID().String()
-			}
+			p.TraceID = requestid.TraceIDFromContext(ctx)
 		}
 	}
 	body, err := json.Marshal(p)
@@ -136,7 +132,7 @@ func Write(w http.ResponseWriter, r *http.Request, p Problem) {
 	}
 }
 
-// Status writes a problem with the given status and detail.
+// Status writes a problem with the given status and detail, as [Write] does.
 func Status(w http.ResponseWriter, r *http.Request, status int, detail string) {
 	Write(w, r, Problem{Status: status, Detail: detail})
 }

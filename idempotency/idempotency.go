@@ -1,63 +1,64 @@
-package service
+package idempotency
 
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/pier-go/pier/internal/problem"
-	"github.com/pier-go/pier/resilience"
+	"github.com/pier-go/pier/internal/bodylimit"
+	"github.com/pier-go/pier/problem"
 )
 
-// IdempotencyKeyHeader is the request header that carries an idempotency key:
-// an opaque string a client picks for one operation and sends again with every
-// retry of it. It is [resilience.IdempotencyKeyHeader], which makes the pier
-// client retry the request.
-const IdempotencyKeyHeader = resilience.IdempotencyKeyHeader
+// Header is the request header that carries an idempotency key: an opaque
+// string a client picks for one operation and sends again with every retry of
+// it (draft-ietf-httpapi-idempotency-key-header). pier's client retries a
+// request that carries it as if it were idempotent.
+const Header = "Idempotency-Key"
 
-// IdempotentReplayedHeader is set to "true" on an answer that [IdempotencyKeys]
+// ReplayedHeader is set to "true" on an answer that [Middleware]
 // replayed from its store instead of running the handler.
-const IdempotentReplayedHeader = "Idempotent-Replayed"
+const ReplayedHeader = "Idempotent-Replayed"
 
-// Defaults of [IdempotencyKeys] and [NewMemoryIdempotencyStore]. Each can be
+// Defaults of [Middleware] and [NewMemoryStore]. Each can be
 // changed with the option named beside it.
 const (
-	// DefaultIdempotencyMaxBody is the largest response body, in bytes, that
-	// IdempotencyKeys keeps for replay ([WithIdempotencyMaxBody]).
-	DefaultIdempotencyMaxBody int64 = 1 << 20
-	// DefaultIdempotencyLease is how long a claim on a key lasts when its holder
-	// neither completes nor releases it ([WithIdempotencyLease]): twice the
+	// DefaultMaxBody is the largest response body, in bytes, that
+	// Middleware keeps for replay ([WithMaxBody]).
+	DefaultMaxBody int64 = 1 << 20
+	// DefaultLease is how long a claim on a key lasts when its holder
+	// neither completes nor releases it ([WithLease]): twice the
 	// default request timeout, so that a handler that honours its deadline
 	// always finishes inside its lease.
-	DefaultIdempotencyLease = time.Minute
-	// DefaultMemoryStoreKeys is the most keys a MemoryIdempotencyStore holds
-	// ([WithMemoryStoreMaxKeys]).
-	DefaultMemoryStoreKeys = 10_000
-	// DefaultMemoryStoreBytes is the most bytes of responses (bodies, headers
-	// and keys) a MemoryIdempotencyStore holds ([WithMemoryStoreMaxBytes]).
-	DefaultMemoryStoreBytes int64 = 64 << 20
-	// DefaultMemoryStoreRetention is how long a MemoryIdempotencyStore keeps a
-	// completed key ([WithMemoryStoreRetention]): 24 h, as Stripe does.
-	DefaultMemoryStoreRetention = 24 * time.Hour
+	DefaultLease = time.Minute
+	// DefaultMaxKeys is the most keys a MemoryStore holds
+	// ([WithMaxKeys]).
+	DefaultMaxKeys = 10_000
+	// DefaultMaxBytes is the most bytes of responses (bodies, headers
+	// and keys) a MemoryStore holds ([WithMaxBytes]).
+	DefaultMaxBytes int64 = 64 << 20
+	// DefaultRetention is how long a MemoryStore keeps a
+	// completed key ([WithRetention]): 24 h, as Stripe does.
+	DefaultRetention = 24 * time.Hour
 )
 
-// ErrIdempotencyClaimLost is what an [IdempotencyStore] returns from Complete
+// ErrClaimLost is what an [Store] returns from Complete
 // or Release when the token no longer holds the key: its lease ran out and
 // another request claimed the key, or the store dropped it.
-var ErrIdempotencyClaimLost = errors.New("service: idempotency claim lost")
+var ErrClaimLost = errors.New("idempotency: claim lost")
 
-// IdempotencyStore keeps the state of idempotency keys for [IdempotencyKeys].
+// Store keeps the state of idempotency keys for [Middleware].
 // A key is absent (never seen, released or expired), in progress (claimed by a
 // request whose handler runs; the claim lasts for a lease) or completed (the
 // first answer is kept for the store's retention).
@@ -72,7 +73,7 @@ var ErrIdempotencyClaimLost = errors.New("service: idempotency claim lost")
 //
 // Waiting is the middleware's: no method waits for a key that another request
 // holds, and ctx bounds only the store's own I/O. While a key is in progress
-// the middleware calls Claim again, woken by [IdempotencyRecord.Changed] when
+// the middleware calls Claim again, woken by [Record.Changed] when
 // the store can notify (the memory store can) and otherwise polling with
 // exponential backoff and jitter (10 ms growing to 500 ms). Stores need no
 // goroutine and no subscription to be correct.
@@ -82,28 +83,28 @@ var ErrIdempotencyClaimLost = errors.New("service: idempotency claim lost")
 // should hash them. Responses are immutable once passed to Complete: neither
 // the store nor the middleware modifies one, so a store may hand the same
 // value to every replay. Implementations must be safe for concurrent use.
-type IdempotencyStore interface {
+type Store interface {
 	// Claim claims key for the caller unless another claim holds it or a
 	// response is kept for it. When the key is absent, or its last claim's
 	// lease has run out, Claim records fingerprint and a new token for lease and
 	// returns them, Token set. Otherwise it changes nothing and returns what it
 	// holds, Token empty: the fingerprint of the request that claimed the key,
 	// and its response once completed. A lease <= 0 means
-	// [DefaultIdempotencyLease].
-	Claim(ctx context.Context, key, fingerprint string, lease time.Duration) (IdempotencyRecord, error)
+	// [DefaultLease].
+	Claim(ctx context.Context, key, fingerprint string, lease time.Duration) (Record, error)
 	// Complete replaces the claim that token holds on key with resp, kept for
 	// the store's retention, and closes the Changed channel it handed out for
-	// the claim, if any. It returns [ErrIdempotencyClaimLost] when token does
+	// the claim, if any. It returns [ErrClaimLost] when token does
 	// not hold key.
-	Complete(ctx context.Context, key, token string, resp *IdempotencyResponse) error
+	Complete(ctx context.Context, key, token string, resp *Response) error
 	// Release drops the claim that token holds on key, so that the next Claim
 	// succeeds, and closes the claim's Changed channel, if any. It returns
-	// [ErrIdempotencyClaimLost] when token does not hold key.
+	// [ErrClaimLost] when token does not hold key.
 	Release(ctx context.Context, key, token string) error
 }
 
-// IdempotencyRecord is what [IdempotencyStore.Claim] found or made for a key.
-type IdempotencyRecord struct {
+// Record is what [Store.Claim] found or made for a key.
+type Record struct {
 	// Token is set when the caller now holds the key: pass it to Complete or
 	// Release. It is empty when another request holds or held the key.
 	Token string
@@ -112,94 +113,82 @@ type IdempotencyRecord struct {
 	Fingerprint string
 	// Response is the first answer once the key is completed, nil while it is
 	// in progress.
-	Response *IdempotencyResponse
+	Response *Response
 	// Changed, for a key in progress, may be a channel that the store closes
 	// when the claim ends (completed, released or dropped). Nil makes the
 	// middleware poll.
 	Changed <-chan struct{}
 }
 
-// IdempotencyResponse is an answer kept for replay: the status and body, and
+// Response is an answer kept for replay: the status and body, and
 // the headers the handler set (not those that outer middleware such as
 // [RequestID] had set before it ran). Trailers are not kept.
-type IdempotencyResponse struct {
+type Response struct {
 	Status int         // the final status, never 1xx
 	Header http.Header // in canonical form
 	Body   []byte
 }
 
-// IdempotencyOption configures [IdempotencyKeys].
-type IdempotencyOption func(*idempotencyConfig)
+// Option configures [Middleware].
+type Option func(*config)
 
-type idempotencyConfig struct {
+type config struct {
 	maxBody int64
 	lease   time.Duration
 	scope   func(*http.Request) string
 }
 
-// WithIdempotencyMaxBody sets the largest response body, in bytes, that is kept
+// WithMaxBody sets the largest response body, in bytes, that is kept
 // for replay. The client still receives a larger response in full, but it is
 // not kept and the key is released, so a retry runs the handler again: set it
 // above the largest answer of every route that takes keys. The default is
-// [DefaultIdempotencyMaxBody], 1 MiB; n <= 0 keeps it.
-func WithIdempotencyMaxBody(n int64) IdempotencyOption {
-	return func(c *idempotencyConfig) {
-		if n > 0 {
-			c.maxBody = n
-		}
-	}
+// [DefaultMaxBody], 1 MiB; 0 keeps it and a negative n is an error.
+func WithMaxBody(n int64) Option {
+	return func(c *config) { c.maxBody = n }
 }
 
-// WithIdempotencyScope sets the function that names the space a key lives in:
+// WithScope sets the function that names the space a key lives in:
 // the same key in two scopes is two keys. The default is the method and path
 // ("POST /orders"), so that a key reused on another route does not replay this
 // route's answer. Behind authentication, add the caller (a user or tenant ID
 // from a verified header or token): otherwise two clients that pick the same
 // key for the same request would share one answer. A nil f keeps the default.
-func WithIdempotencyScope(f func(*http.Request) string) IdempotencyOption {
-	return func(c *idempotencyConfig) {
-		if f != nil {
-			c.scope = f
-		}
-	}
+func WithScope(f func(*http.Request) string) Option {
+	return func(c *config) { c.scope = f }
 }
 
-// WithIdempotencyLease sets how long a claim holds its key when its request
+// WithLease sets how long a claim holds its key when its request
 // neither completes nor releases it (the instance died, or the handler ignores
 // its context): until then, repeats wait or get 409; after it, the next repeat
 // runs the handler. A request with a later deadline holds its claim until that
 // deadline and a few seconds more, so a handler that honours its context never
-// outlives its claim. The default is [DefaultIdempotencyLease], 1 min; d <= 0
-// keeps it.
-func WithIdempotencyLease(d time.Duration) IdempotencyOption {
-	return func(c *idempotencyConfig) {
-		if d > 0 {
-			c.lease = d
-		}
-	}
+// outlives its claim. The default is [DefaultLease], 1 min; 0 keeps it and a
+// negative d is an error.
+func WithLease(d time.Duration) Option {
+	return func(c *config) { c.lease = d }
 }
 
-func defaultIdempotencyScope(r *http.Request) string { return r.Method + " " + r.URL.Path }
+func defaultScope(r *http.Request) string { return r.Method + " " + r.URL.Path }
 
 // Timings of the middleware that no option changes.
 const (
-	// idempotencyPollMin and idempotencyPollMax bound the backoff between two
+	// pollMin and pollMax bound the backoff between two
 	// Claims of a request that waits for a key held elsewhere.
-	idempotencyPollMin = 10 * time.Millisecond
-	idempotencyPollMax = 500 * time.Millisecond
-	// idempotencyLeaseMargin is what a lease stretched to the request's deadline
+	pollMin = 10 * time.Millisecond
+	pollMax = 500 * time.Millisecond
+	// leaseMargin is what a lease stretched to the request's deadline
 	// adds for answering and calling Complete.
-	idempotencyLeaseMargin = 5 * time.Second
-	// idempotencyStoreTimeout bounds Complete and Release, which run after the
+	leaseMargin = 5 * time.Second
+	// storeTimeout bounds Complete and Release, which run after the
 	// handler with a context that the end of the request does not cancel.
-	idempotencyStoreTimeout = 5 * time.Second
+	storeTimeout = 5 * time.Second
 )
 
-// IdempotencyKeys returns middleware that makes requests carrying an
+// Middleware returns middleware that makes requests carrying an
 // Idempotency-Key header run at most once per key (within the store's
 // retention), so a client can retry a POST or PATCH safely, on this instance or
 // on another that shares the store. A nil store means a new
-// [MemoryIdempotencyStore] with its defaults, which serves one instance.
+// [MemoryStore] with its defaults, which serves one instance.
 //
 // A request without the header passes through untouched, at the cost of a
 // header lookup. So does a request with a safe method (GET, HEAD, OPTIONS,
@@ -208,11 +197,11 @@ const (
 // a 400 problem.
 //
 // For a keyed request the middleware reads the body into memory, up to the
-// request's limit ([BodyLimit], else [DefaultBodyLimit], which also bounds a
+// request's limit (service.BodyLimit's, else service.DefaultBodyLimit, 1 MiB, which also bounds a
 // body whose limit was lifted, as it must be held; 413 past it) and hands
 // the handler a copy, and fingerprints the request: method, path, query and a
 // SHA-256 of the body. The key is looked up in its scope
-// ([WithIdempotencyScope]):
+// ([WithScope]):
 //
 //   - Absent: the request claims it and the handler runs. Its answer streams to
 //     the client as usual while a copy is kept (status, the headers the handler
@@ -230,7 +219,7 @@ const (
 // An answer that invites a retry is not stored: 429, 502, 503 and 504 (the
 // failures pier's client retries), a panic, a hijacked connection, a handler
 // that wrote nothing before its context ended, and a body larger than
-// [WithIdempotencyMaxBody]. The key is released instead, so the retry runs the
+// [WithMaxBody]. The key is released instead, so the retry runs the
 // handler. Every other answer is stored, 500 included: a handler that failed
 // may have had side effects, and running it again is what the key is there to
 // prevent. A failing store is answered with a 503 problem before the handler
@@ -239,40 +228,48 @@ const (
 // claim lapses after its lease.
 //
 // At most once rests on the lease: a handler that outlives its claim
-// ([WithIdempotencyLease]) can run twice. Inside a [Service], put the
-// middleware in [WithMiddleware]: it then sits inside the request timeout and
+// ([WithLease]) can run twice. Inside a pier Service, put the
+// middleware in service.WithMiddleware: it then sits inside the request timeout and
 // body limit, and behind the request ID, which replays do not copy.
 //
 // The middleware starts no goroutine and is safe for concurrent use.
-func IdempotencyKeys(store IdempotencyStore, opts ...IdempotencyOption) func(http.Handler) http.Handler {
-	cfg := idempotencyConfig{
-		maxBody: DefaultIdempotencyMaxBody,
-		lease:   DefaultIdempotencyLease,
-		scope:   defaultIdempotencyScope,
-	}
+func Middleware(store Store, opts ...Option) (func(http.Handler) http.Handler, error) {
+	var cfg config
 	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+		if o == nil {
+			return nil, errors.New("idempotency: nil option")
 		}
+		o(&cfg)
+	}
+	switch {
+	case cfg.maxBody < 0:
+		return nil, fmt.Errorf("idempotency: negative max body %d", cfg.maxBody)
+	case cfg.lease < 0:
+		return nil, fmt.Errorf("idempotency: negative lease %v", cfg.lease)
+	}
+	cfg.maxBody = cmp.Or(cfg.maxBody, DefaultMaxBody)
+	cfg.lease = cmp.Or(cfg.lease, DefaultLease)
+	if cfg.scope == nil {
+		cfg.scope = defaultScope
 	}
 	if store == nil {
-		store = NewMemoryIdempotencyStore()
+		store, _ = NewMemoryStore() // no options: cannot fail
 	}
 	return func(next http.Handler) http.Handler {
-		return &idempotency{next: next, store: store, cfg: cfg}
-	}
+		return &middleware{next: next, store: store, cfg: cfg}
+	}, nil
 }
 
-// idempotencyKey is IdempotencyKeyHeader in canonical form.
+// idempotencyKey is Header in canonical form.
 const idempotencyKey = "Idempotency-Key"
 
-type idempotency struct {
+type middleware struct {
 	next  http.Handler
-	store IdempotencyStore
-	cfg   idempotencyConfig
+	store Store
+	cfg   config
 }
 
-func (m *idempotency) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	keys, ok := r.Header[idempotencyKey]
 	if !ok || isSafeMethod(r.Method) {
 		m.next.ServeHTTP(w, r)
@@ -289,9 +286,9 @@ func isSafeMethod(method string) bool {
 	return false
 }
 
-// validIdempotencyKey reports whether k is 1 to 255 printable ASCII characters.
+// validKey reports whether k is 1 to 255 printable ASCII characters.
 // net/http has trimmed the white space around it already.
-func validIdempotencyKey(k string) bool {
+func validKey(k string) bool {
 	if len(k) == 0 || len(k) > 255 {
 		return false
 	}
@@ -303,12 +300,12 @@ func validIdempotencyKey(k string) bool {
 	return true
 }
 
-func (m *idempotency) serveKeyed(w http.ResponseWriter, r *http.Request, keys []string) {
+func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []string) {
 	switch {
 	case len(keys) != 1:
 		problem.Status(w, r, http.StatusBadRequest, "send one Idempotency-Key header, not "+strconv.Itoa(len(keys)))
 		return
-	case !validIdempotencyKey(keys[0]):
+	case !validKey(keys[0]):
 		problem.Status(w, r, http.StatusBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters")
 		return
 	}
@@ -316,7 +313,7 @@ func (m *idempotency) serveKeyed(w http.ResponseWriter, r *http.Request, keys []
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			problem.Status(w, r, http.StatusRequestEntityTooLarge, tooLargeDetail(tooLarge))
+			problem.Status(w, r, http.StatusRequestEntityTooLarge, bodylimit.Detail(tooLarge.Limit))
 		} else {
 			problem.Status(w, r, http.StatusBadRequest, "the request body could not be read")
 		}
@@ -329,9 +326,9 @@ func (m *idempotency) serveKeyed(w http.ResponseWriter, r *http.Request, keys []
 	ctx := r.Context()
 	lease := m.cfg.lease
 	if dl, ok := ctx.Deadline(); ok {
-		lease = max(lease, time.Until(dl)+idempotencyLeaseMargin)
+		lease = max(lease, time.Until(dl)+leaseMargin)
 	}
-	backoff := idempotencyPollMin
+	backoff := pollMin
 	for {
 		rec, err := m.store.Claim(ctx, key, fp, lease)
 		switch {
@@ -341,7 +338,7 @@ func (m *idempotency) serveKeyed(w http.ResponseWriter, r *http.Request, keys []
 		case rec.Token != "":
 			r2 := *r
 			if r.Body != nil && r.Body != http.NoBody {
-				r2.Body = &limitedBody{ReadCloser: io.NopCloser(bytes.NewReader(body)), limit: keep}
+				r2.Body = &bodylimit.Body{ReadCloser: io.NopCloser(bytes.NewReader(body)), Limit: keep}
 			}
 			m.run(w, &r2, key, rec.Token)
 			r.Pattern = r2.Pattern
@@ -358,7 +355,7 @@ func (m *idempotency) serveKeyed(w http.ResponseWriter, r *http.Request, keys []
 		// many waiters do not hit a shared store in step.
 		wait := backoff
 		if rec.Changed != nil {
-			wait = idempotencyPollMax
+			wait = pollMax
 		}
 		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
 		select {
@@ -370,7 +367,7 @@ func (m *idempotency) serveKeyed(w http.ResponseWriter, r *http.Request, keys []
 		case <-t.C:
 		}
 		t.Stop()
-		backoff = min(2*backoff, idempotencyPollMax)
+		backoff = min(2*backoff, pollMax)
 	}
 }
 
@@ -384,21 +381,21 @@ func (m *idempotency) serveKeyed(w http.ResponseWriter, r *http.Request, keys []
 // lifted, so that DecodeJSON reports the same limit and adds none of its own.
 func readKeyedBody(w http.ResponseWriter, r *http.Request) (fp string, body []byte, keep int64, err error) {
 	var src io.Reader
-	limit := DefaultBodyLimit
-	keep = DefaultBodyLimit
+	limit := bodylimit.Default
+	keep = bodylimit.Default
 	switch b := r.Body.(type) {
 	case nil:
 		src = http.NoBody
-	case *limitedBody:
-		if b.limit > 0 {
-			src, limit, keep = b, b.limit, b.limit // BodyLimit's reader enforces it
+	case *bodylimit.Body:
+		if b.Limit > 0 {
+			src, limit, keep = b, b.Limit, b.Limit // BodyLimit's reader enforces it
 			break
 		}
 		keep = 0 // lifted: hand it on lifted, though it is held to the default here
-		src = http.MaxBytesReader(baseWriter(w), b, limit)
+		src = http.MaxBytesReader(bodylimit.BaseWriter(w), b, limit)
 	default:
 		if b != http.NoBody {
-			src = http.MaxBytesReader(baseWriter(w), b, limit)
+			src = http.MaxBytesReader(bodylimit.BaseWriter(w), b, limit)
 		} else {
 			src = b
 		}
@@ -424,13 +421,13 @@ func readKeyedBody(w http.ResponseWriter, r *http.Request) (fp string, body []by
 
 // run serves r, which holds key through token, and completes or releases the
 // key after.
-func (m *idempotency) run(w http.ResponseWriter, r *http.Request, key, token string) {
-	iw := &idempotencyWriter{ResponseWriter: w, before: w.Header().Clone(), max: m.cfg.maxBody}
+func (m *middleware) run(w http.ResponseWriter, r *http.Request, key, token string) {
+	iw := &keptWriter{ResponseWriter: w, before: w.Header().Clone(), max: m.cfg.maxBody}
 	returned := false
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyStoreTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
 		defer cancel()
-		var resp *IdempotencyResponse
+		var resp *Response
 		if returned {
 			resp = iw.response(r.Context())
 		} // else the handler panicked: the panic goes on up, the key is released
@@ -445,7 +442,7 @@ func (m *idempotency) run(w http.ResponseWriter, r *http.Request, key, token str
 }
 
 // replay writes a stored answer.
-func replay(w http.ResponseWriter, r *http.Request, resp *IdempotencyResponse) {
+func replay(w http.ResponseWriter, r *http.Request, resp *Response) {
 	h := w.Header()
 	n := 0
 	for _, v := range resp.Header {
@@ -459,7 +456,7 @@ func replay(w http.ResponseWriter, r *http.Request, resp *IdempotencyResponse) {
 		h[k] = vals[:c:c]
 		vals = vals[c:]
 	}
-	h[IdempotentReplayedHeader] = []string{"true"}
+	h[ReplayedHeader] = []string{"true"}
 	bodyAllowed := resp.Status >= 200 && resp.Status != http.StatusNoContent && resp.Status != http.StatusNotModified
 	if _, ok := resp.Header["Content-Length"]; !ok && bodyAllowed {
 		h["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}
@@ -470,8 +467,8 @@ func replay(w http.ResponseWriter, r *http.Request, resp *IdempotencyResponse) {
 	}
 }
 
-// idempotencyWriter passes a response through and keeps a copy of it.
-type idempotencyWriter struct {
+// keptWriter passes a response through and keeps a copy of it.
+type keptWriter struct {
 	http.ResponseWriter
 	before   http.Header // the header as outer middleware left it
 	header   http.Header // what the handler set, taken when the header was sent
@@ -483,7 +480,7 @@ type idempotencyWriter struct {
 }
 
 // sent takes the status and the handler's headers when the header goes out.
-func (iw *idempotencyWriter) sent(status int) {
+func (iw *keptWriter) sent(status int) {
 	iw.status = status
 	h := iw.ResponseWriter.Header().Clone()
 	for k, v := range h {
@@ -502,7 +499,7 @@ func (iw *idempotencyWriter) sent(status int) {
 }
 
 // WriteHeader takes the final status (not a 1xx) and passes code on.
-func (iw *idempotencyWriter) WriteHeader(code int) {
+func (iw *keptWriter) WriteHeader(code int) {
 	if iw.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		iw.sent(code)
 	}
@@ -511,7 +508,7 @@ func (iw *idempotencyWriter) WriteHeader(code int) {
 
 // Write keeps a copy of b, up to the limit, and passes it on. It keeps all of b
 // even when the client has gone: the copy is the answer the handler gave.
-func (iw *idempotencyWriter) Write(b []byte) (int, error) {
+func (iw *keptWriter) Write(b []byte) (int, error) {
 	if iw.status == 0 {
 		iw.sent(http.StatusOK)
 	}
@@ -526,10 +523,10 @@ func (iw *idempotencyWriter) Write(b []byte) (int, error) {
 }
 
 // Unwrap lets http.ResponseController reach the writer underneath.
-func (iw *idempotencyWriter) Unwrap() http.ResponseWriter { return iw.ResponseWriter }
+func (iw *keptWriter) Unwrap() http.ResponseWriter { return iw.ResponseWriter }
 
 // Flush implements http.Flusher; flushing sends the header.
-func (iw *idempotencyWriter) Flush() {
+func (iw *keptWriter) Flush() {
 	if iw.status == 0 {
 		iw.sent(http.StatusOK)
 	}
@@ -538,7 +535,7 @@ func (iw *idempotencyWriter) Flush() {
 
 // Hijack implements http.Hijacker. A hijacked connection's answer is the
 // handler's own business and cannot be kept.
-func (iw *idempotencyWriter) Hijack() (c net.Conn, rw *bufio.ReadWriter, err error) {
+func (iw *keptWriter) Hijack() (c net.Conn, rw *bufio.ReadWriter, err error) {
 	c, rw, err = http.NewResponseController(iw.ResponseWriter).Hijack()
 	if err == nil {
 		iw.hijacked = true
@@ -548,7 +545,7 @@ func (iw *idempotencyWriter) Hijack() (c net.Conn, rw *bufio.ReadWriter, err err
 
 // response returns the answer to keep, or nil when it must not be kept. ctx is
 // the request's.
-func (iw *idempotencyWriter) response(ctx context.Context) *IdempotencyResponse {
+func (iw *keptWriter) response(ctx context.Context) *Response {
 	if iw.status == 0 {
 		if ctx.Err() != nil {
 			return nil // wrote nothing and gave up: the client or the deadline has gone
@@ -558,252 +555,20 @@ func (iw *idempotencyWriter) response(ctx context.Context) *IdempotencyResponse 
 	switch {
 	case iw.hijacked, iw.tooLarge, iw.status == http.StatusSwitchingProtocols:
 		return nil
-	case resilience.FailureStatus(iw.status):
+	case retried(iw.status):
 		return nil // retried by pier's client: the retry must run the handler
 	}
-	return &IdempotencyResponse{Status: iw.status, Header: iw.header, Body: iw.body}
+	return &Response{Status: iw.status, Header: iw.header, Body: iw.body}
 }
 
-// MemoryIdempotencyStore is an [IdempotencyStore] in the memory of one process,
-// for one instance or several in one process. Make it with
-// [NewMemoryIdempotencyStore].
-//
-// It is bounded in time and size and runs no goroutine: expired keys are
-// dropped when a Claim or Complete finds them (the oldest first), and when the
-// store holds more keys or bytes than its bounds, the least recently written
-// keys are dropped. A claim that is dropped (its lease ran out, or the bounds
-// forced it out) wakes its waiters, and its holder's Complete then returns
-// [ErrIdempotencyClaimLost]; a dropped completed key runs its handler again on
-// the next repeat. Size the bounds for your rate of keyed requests times the
-// retention.
-//
-// Claim never blocks and ignores its context. A response larger than the byte
-// bound is not kept: Complete then drops the key, as Release would. Records
-// returned for keys in progress carry a Changed channel.
-//
-// A MemoryIdempotencyStore is safe for concurrent use. It needs no Close.
-type MemoryIdempotencyStore struct {
-	maxKeys   int
-	maxBytes  int64
-	retention time.Duration
-	now       func() time.Time // tests set a clock of their own
-
-	mu         sync.Mutex
-	entries    map[string]*memoryEntry
-	head, tail *memoryEntry // least recently written first
-	bytes      int64
-	seq        uint64 // the last token handed out
-}
-
-type memoryEntry struct {
-	key, fingerprint string
-	token            string               // set while in progress
-	resp             *IdempotencyResponse // set once completed
-	expires          time.Time            // the lease's end, then the retention's
-	changed          chan struct{}        // made for the first waiter, closed when the claim ends
-	size             int64
-	prev, next       *memoryEntry
-}
-
-// MemoryStoreOption configures [NewMemoryIdempotencyStore].
-type MemoryStoreOption func(*memoryStoreConfig)
-
-type memoryStoreConfig struct {
-	maxKeys   int
-	maxBytes  int64
-	retention time.Duration
-}
-
-// WithMemoryStoreMaxKeys sets the most keys the store holds, in progress or
-// completed. The default is [DefaultMemoryStoreKeys], 10,000; n <= 0 keeps it.
-func WithMemoryStoreMaxKeys(n int) MemoryStoreOption {
-	return func(c *memoryStoreConfig) {
-		if n > 0 {
-			c.maxKeys = n
-		}
+// retried reports whether pier's client retries an answer with status: 429,
+// 502, 503 and 504, resilience.FailureStatus. It is written out here so that
+// this package imports no other pier package but problem; a test holds the two
+// in step.
+func retried(status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
 	}
-}
-
-// WithMemoryStoreMaxBytes sets the most bytes the store holds: kept bodies,
-// headers and keys, plus a small allowance per key. Counting keys alone would
-// let 10,000 answers of 1 MiB take 10 GiB. The default is
-// [DefaultMemoryStoreBytes], 64 MiB; n <= 0 keeps it.
-func WithMemoryStoreMaxBytes(n int64) MemoryStoreOption {
-	return func(c *memoryStoreConfig) {
-		if n > 0 {
-			c.maxBytes = n
-		}
-	}
-}
-
-// WithMemoryStoreRetention sets how long a completed key is kept, counted from
-// its completion. The default is [DefaultMemoryStoreRetention], 24 h; d <= 0
-// keeps it.
-func WithMemoryStoreRetention(d time.Duration) MemoryStoreOption {
-	return func(c *memoryStoreConfig) {
-		if d > 0 {
-			c.retention = d
-		}
-	}
-}
-
-// NewMemoryIdempotencyStore returns an empty store with the given bounds.
-func NewMemoryIdempotencyStore(opts ...MemoryStoreOption) *MemoryIdempotencyStore {
-	c := memoryStoreConfig{
-		maxKeys:   DefaultMemoryStoreKeys,
-		maxBytes:  DefaultMemoryStoreBytes,
-		retention: DefaultMemoryStoreRetention,
-	}
-	for _, o := range opts {
-		if o != nil {
-			o(&c)
-		}
-	}
-	return &MemoryIdempotencyStore{
-		maxKeys:   c.maxKeys,
-		maxBytes:  c.maxBytes,
-		retention: c.retention,
-		now:       time.Now,
-		entries:   make(map[string]*memoryEntry),
-	}
-}
-
-// memoryEntryOverhead is what the store counts for an entry beyond its
-// strings and response: the entry, its map slot and the response's fields.
-const memoryEntryOverhead = 256
-
-// Claim implements [IdempotencyStore].
-func (s *MemoryIdempotencyStore) Claim(_ context.Context, key, fingerprint string, lease time.Duration) (IdempotencyRecord, error) {
-	if lease <= 0 {
-		lease = DefaultIdempotencyLease
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	s.expire(now)
-	if e, ok := s.entries[key]; ok {
-		if now.Before(e.expires) {
-			rec := IdempotencyRecord{Fingerprint: e.fingerprint, Response: e.resp}
-			if e.resp == nil {
-				if e.changed == nil {
-					e.changed = make(chan struct{})
-				}
-				rec.Changed = e.changed
-			}
-			return rec, nil
-		}
-		s.remove(e) // its lease or retention has run out
-	}
-	s.seq++
-	e := &memoryEntry{key: key, fingerprint: fingerprint, token: strconv.FormatUint(s.seq, 10), expires: now.Add(lease)}
-	e.size = int64(len(key)+len(fingerprint)+len(e.token)) + memoryEntryOverhead
-	s.push(e)
-	s.evict()
-	return IdempotencyRecord{Token: e.token, Fingerprint: fingerprint}, nil
-}
-
-// Complete implements [IdempotencyStore]. A claim whose lease has run out can
-// still complete while no other request has taken the key.
-func (s *MemoryIdempotencyStore) Complete(_ context.Context, key, token string, resp *IdempotencyResponse) error {
-	if resp == nil {
-		return errors.New("service: MemoryIdempotencyStore.Complete: nil response")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.entries[key]
-	if !ok || token == "" || e.token != token {
-		return ErrIdempotencyClaimLost
-	}
-	size := int64(len(key)+len(e.fingerprint)+len(resp.Body)) + memoryEntryOverhead
-	for k, v := range resp.Header {
-		size += int64(len(k))
-		for _, x := range v {
-			size += int64(len(x)) + 16 // the string's header
-		}
-	}
-	if size > s.maxBytes {
-		s.remove(e) // it would push out everything else
-		return nil
-	}
-	s.unlink(e)
-	s.bytes += size - e.size
-	e.size, e.token, e.resp = size, "", resp
-	e.expires = s.now().Add(s.retention)
-	s.link(e)
-	s.wake(e)
-	s.evict()
-	return nil
-}
-
-// Release implements [IdempotencyStore].
-func (s *MemoryIdempotencyStore) Release(_ context.Context, key, token string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.entries[key]
-	if !ok || token == "" || e.token != token {
-		return ErrIdempotencyClaimLost
-	}
-	s.remove(e)
-	return nil
-}
-
-// expire drops expired entries from the front of the list. Entries behind an
-// unexpired one wait for it, for their own key's next Claim or for eviction.
-func (s *MemoryIdempotencyStore) expire(now time.Time) {
-	for s.head != nil && !now.Before(s.head.expires) {
-		s.remove(s.head)
-	}
-}
-
-// evict drops the least recently written entries while the store is too big.
-func (s *MemoryIdempotencyStore) evict() {
-	for s.head != nil && (len(s.entries) > s.maxKeys || s.bytes > s.maxBytes) {
-		s.remove(s.head)
-	}
-}
-
-func (s *MemoryIdempotencyStore) push(e *memoryEntry) {
-	s.entries[e.key] = e
-	s.bytes += e.size
-	s.link(e)
-}
-
-func (s *MemoryIdempotencyStore) remove(e *memoryEntry) {
-	s.unlink(e)
-	delete(s.entries, e.key)
-	s.bytes -= e.size
-	s.wake(e)
-}
-
-// link appends e to the list.
-func (s *MemoryIdempotencyStore) link(e *memoryEntry) {
-	e.prev, e.next = s.tail, nil
-	if s.tail != nil {
-		s.tail.next = e
-	} else {
-		s.head = e
-	}
-	s.tail = e
-}
-
-func (s *MemoryIdempotencyStore) unlink(e *memoryEntry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		s.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		s.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
-
-// wake closes e's channel, if a waiter asked for one.
-func (s *MemoryIdempotencyStore) wake(e *memoryEntry) {
-	if e.changed != nil {
-		close(e.changed)
-		e.changed = nil
-	}
+	return false
 }
