@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -532,19 +533,24 @@ func newClaims(mc jwt.MapClaims, iss string) (*Claims, *Error) {
 	}
 	aud, _ := mc.GetAudience() // checked by the validator
 	c.Audience = aud
-	if d, _ := mc.GetExpirationTime(); d != nil {
-		c.ExpiresAt = d.Time
-	}
-	if d, _ := mc.GetIssuedAt(); d != nil {
-		c.IssuedAt = d.Time
-	}
-	if d, _ := mc.GetNotBefore(); d != nil {
-		c.NotBefore = d.Time
-	}
+	c.ExpiresAt = numericDate(mc["exp"])
+	c.IssuedAt = numericDate(mc["iat"])
+	c.NotBefore = numericDate(mc["nbf"])
 	if c.Scopes, err = scopes(mc); err != nil {
 		return nil, fail(ReasonMalformed, err)
 	}
 	return c, nil
+}
+
+// numericDate converts a time claim that the validator has accepted. Unlike
+// MapClaims' getters it allocates nothing.
+func numericDate(v any) time.Time {
+	f, ok := v.(float64)
+	if !ok {
+		return time.Time{}
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)).Truncate(jwt.TimePrecision)
 }
 
 // scopes reads scope (a space-separated string) or, without it, scp (an array
