@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
-	"golang.org/x/time/rate"
 )
 
 // jwksSource holds one issuer's fetched keys and fetches them again on a
@@ -38,7 +37,6 @@ type jwksSource struct {
 	retryMax time.Duration
 	algs     []string
 	logger   *slog.Logger
-	limiter  *rate.Limiter // unknown-kid refetches
 
 	keys atomic.Pointer[keySet] // nil until the first good fetch
 

@@ -452,3 +452,57 @@ func TestVerifierDefaultClientClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestJWKSFetchOutlivesTheRequestThatStartedIt: a client that hangs up right
+// after its unknown kid started a fetch cannot waste the fetch (and with it the
+// interval's allowance): the fetch completes and serves the next request.
+func TestJWKSFetchOutlivesTheRequestThatStartedIt(t *testing.T) {
+	k := keys()
+	first := jwks(t, jwkSpec{kid: "k1", key: k.ed.Public()})
+	rotated := jwks(t, jwkSpec{kid: "k1", key: k.ed.Public()}, jwkSpec{kid: "k2", key: k.ed2.Public()})
+	var fetches atomic.Int64
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fetches.Add(1) == 1 {
+			_, _ = w.Write(first)
+			return
+		}
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = w.Write(rotated)
+	}))
+	t.Cleanup(srv.Close)
+	v := newVerifier(t, []auth.Issuer{jwksIssuer(srv.URL)}, auth.WithHTTPClient(srv.Client()))
+	mustVerify(t, v, edToken(t, k.ed, "k1"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(ctx, edToken(t, k.ed2, "k2"))
+		done <- err
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no fetch for the unknown kid")
+	}
+	cancel() // the client hangs up while the fetch runs
+	select {
+	case err := <-done:
+		if reasonOf(err) != auth.ReasonUnknownKey {
+			t.Fatalf("err %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Verify did not return when its context ended")
+	}
+	close(release)
+	mustVerify(t, v, edToken(t, k.ed2, "k2"))
+	if n := fetches.Load(); n != 2 {
+		t.Errorf("%d fetches, want 2", n)
+	}
+}

@@ -237,7 +237,11 @@ func NewVerifier(issuers []Issuer, opts ...Option) (*Verifier, error) {
 	if len(sources) > 0 {
 		client := cfg.client
 		if client == nil {
-			v.transport = http.DefaultTransport.(*http.Transport).Clone()
+			if t, ok := http.DefaultTransport.(*http.Transport); ok {
+				v.transport = t.Clone()
+			} else { // a program replaced it: start from net/http's zero Transport
+				v.transport = &http.Transport{Proxy: http.ProxyFromEnvironment}
+			}
 			client = &http.Client{Transport: v.transport}
 		}
 		client = jwksClient(client, cfg.maxJWKS)
@@ -426,43 +430,46 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	return c, nil
 }
 
-// refetch fetches is's JWKS again if the unknown-kid limit allows, or waits
-// for the fetch in flight. It reports whether a fetch ended meanwhile.
+// refetch fetches is's JWKS again if the unknown-kid limit allows, or joins
+// the fetch in flight, and waits for it within ctx. It reports whether a fetch
+// ended meanwhile.
 func (v *Verifier) refetch(ctx context.Context, is *issuer) bool {
 	j := is.jwks
 	ch, leader := j.claim(func() bool { return is.limiter.AllowN(v.now(), 1) })
 	if ch == nil {
 		return false
 	}
-	if !leader {
-		select {
-		case <-ch:
-			return true
-		case <-ctx.Done():
+	if leader {
+		v.mu.Lock()
+		if v.closed {
+			v.mu.Unlock()
+			j.mu.Lock()
+			j.inflight = nil
+			close(ch)
+			j.mu.Unlock()
 			return false
 		}
-	}
-	v.mu.Lock()
-	if v.closed {
+		v.wg.Add(1)
 		v.mu.Unlock()
-		j.mu.Lock()
-		j.inflight = nil
-		close(ch)
-		j.mu.Unlock()
+		// The fetch serves every request that waits for it, so it runs on its
+		// own goroutine and does not end with this request: it keeps ctx's
+		// values (a trace, say), is bounded by the fetch timeout, and ends with
+		// the Verifier.
+		go func() {
+			defer v.wg.Done()
+			fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			defer cancel()
+			stop := context.AfterFunc(v.life, cancel)
+			defer stop()
+			j.fetchAndRelease(fctx, ch)
+		}()
+	}
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
 		return false
 	}
-	v.wg.Add(1)
-	v.mu.Unlock()
-	defer v.wg.Done()
-	// The fetch serves every request waiting for it, so it does not end when
-	// this request does; it keeps ctx's values (a trace, say) and ends with the
-	// Verifier.
-	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(v.life, cancel)
-	j.fetchAndRelease(fctx, ch)
-	stop()
-	cancel()
-	return true
 }
 
 func (v *Verifier) verify(token string) (*Claims, *issuer, *Error) {
@@ -607,14 +614,14 @@ func bearer(h http.Header) (string, *Error) {
 	}
 	s := vals[0]
 	if len(s) > MaxTokenSize+len("Bearer ")+16 {
-		return "", fail(ReasonTooLarge, fmt.Errorf("Authorization header has %d bytes", len(s)))
+		return "", fail(ReasonTooLarge, fmt.Errorf("the Authorization header has %d bytes", len(s)))
 	}
 	if strings.ContainsAny(s, "\r\n\x00") {
-		return "", fail(ReasonHeader, errors.New("Authorization header holds CR, LF or NUL"))
+		return "", fail(ReasonHeader, errors.New("the Authorization header holds CR, LF or NUL"))
 	}
 	scheme, tok, _ := strings.Cut(s, " ")
 	if !strings.EqualFold(scheme, "Bearer") {
-		return "", fail(ReasonMissing, errors.New("Authorization scheme is not Bearer"))
+		return "", fail(ReasonMissing, errors.New("the Authorization scheme is not Bearer"))
 	}
 	tok = strings.TrimLeft(tok, " ")
 	if tok == "" {
