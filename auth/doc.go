@@ -19,7 +19,7 @@
 //		return err
 //	}
 //	defer v.Close()
-//	svc.Handle("GET /orders/{id}", auth.Require(v, auth.WithScopes(auth.AnyScope("orders:read")))(getOrder))
+//	svc.Handle("GET /orders/{id}", auth.Require(v, auth.WithScopes(auth.AnyScope("orders:read")))(http.HandlerFunc(getOrder)))
 //
 // # What is refused
 //
@@ -31,7 +31,7 @@
 //     allowlist (the 2015 "alg: none" bypass);
 //   - a kid that names a key bound to another algorithm, and HMAC keys that
 //     are not []byte secrets: an RSA public key can never serve as an HS256
-//     secret (CVE-2016-10555-style key confusion);
+//     secret (key confusion, CVE-2015-9235 and CVE-2016-10555);
 //   - JOSE headers jku, x5u and jwk, which would let the sender choose the key,
 //     and crit, whose extensions this package does not implement (RFC 7515);
 //   - a missing exp, a passed exp, a future nbf or iat, with at most
