@@ -12,10 +12,13 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+
+	"github.com/pier-go/pier/internal/backoff"
 )
 
 // jwksSource holds one issuer's fetched keys and fetches them again on a
-// schedule and, rate limited, when a token names an unknown kid.
+// schedule and, rate limited, when a token names an unknown kid. One goroutine
+// (run) does every fetch, so no context outlives the call it was passed to.
 //
 // jwkset does the fetching, decoding and key parsing: each fetch is one call of
 // jwkset.NewStorageFromHTTP without a RefreshInterval, which requests the set
@@ -40,59 +43,82 @@ type jwksSource struct {
 
 	keys atomic.Pointer[keySet] // nil until the first good fetch
 
+	// kick hands run the in-flight mark of a fetch that a request claimed.
+	// Buffered 1: at most one fetch is claimed at a time.
+	kick chan chan struct{}
+
 	mu       sync.Mutex
-	inflight chan struct{} // non-nil while a fetch runs; closed when it ends
+	inflight chan struct{} // non-nil while a fetch is claimed or runs; closed when it ends
+	stopped  bool          // run has returned: nothing will fetch any more
 }
 
 var errSetTooLarge = errors.New("JWKS response too large")
 
-// run fetches the set at once, then every refresh interval; while no set was
-// ever fetched it retries sooner, backing off from 1 s to the unknown-kid
-// interval. It returns when ctx ends. first is the in-flight mark that
-// NewVerifier set, so that requests arriving before the first fetch ends wait
-// for it rather than start another.
+// run is the source's one goroutine, which does every fetch: at once, then
+// every refresh interval, and whenever a request claims an unknown-kid fetch;
+// while no set was ever fetched it retries sooner, backing off from 1 s to the
+// unknown-kid interval. It returns when ctx ends. first is the in-flight mark
+// that NewVerifier set, so that requests arriving before the first fetch ends
+// wait for it rather than claim another.
 func (j *jwksSource) run(ctx context.Context, first chan struct{}) {
+	defer j.stop()
 	j.fetchAndRelease(ctx, first)
-	backoff := time.Second
+	retry := backoff.New(time.Second, j.retryMax)
 	for {
 		wait := j.refresh
 		if j.keys.Load() == nil {
-			wait = min(backoff, j.refresh)
-			backoff = min(2*backoff, j.retryMax)
+			wait = min(retry.Next(), j.refresh)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-t.C:
-		}
-		if ch, leader := j.claim(nil); leader {
+		case ch := <-j.kick:
+			t.Stop()
 			j.fetchAndRelease(ctx, ch)
-		} else if ch != nil {
-			select { // another fetch is running: let it count as this one
-			case <-ch:
-			case <-ctx.Done():
-				return
+		case <-t.C:
+			// When a request's fetch is claimed, it is in kick: the next round
+			// runs it, and it stands for this one.
+			if ch, leader := j.claim(nil); leader {
+				j.fetchAndRelease(ctx, ch)
 			}
 		}
 	}
 }
 
-// claim marks a fetch as in flight and returns its channel with leader true, or
-// returns the channel of the fetch already in flight, or nil when allow
-// refuses.
+// claim marks a fetch as in flight and returns its mark with leader true, or
+// returns the mark of the fetch already in flight, or nil when allow refuses
+// or run has stopped. A request (allow not nil) that leads hands its mark to
+// run, which fetches; run's own schedule (allow nil) fetches itself.
 func (j *jwksSource) claim(allow func() bool) (ch chan struct{}, leader bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.inflight != nil {
 		return j.inflight, false
 	}
-	if allow != nil && !allow() {
+	if j.stopped || allow != nil && !allow() {
 		return nil, false
 	}
 	j.inflight = make(chan struct{})
+	if allow != nil {
+		j.kick <- j.inflight // never blocks: the buffer is free while nothing is in flight
+	}
 	return j.inflight, true
+}
+
+// stop marks the source stopped and releases a claimed fetch that run will
+// not do, so that no request waits for it.
+func (j *jwksSource) stop() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.stopped = true
+	select {
+	case ch := <-j.kick:
+		close(ch)
+		j.inflight = nil
+	default:
+	}
 }
 
 func (j *jwksSource) fetchAndRelease(ctx context.Context, ch chan struct{}) {
@@ -101,7 +127,7 @@ func (j *jwksSource) fetchAndRelease(ctx context.Context, ch chan struct{}) {
 	j.inflight = nil
 	close(ch)
 	j.mu.Unlock()
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		j.logger.LogAttrs(ctx, slog.LevelWarn, "auth: JWKS fetch failed; keeping the last good keys",
 			slog.String("issuer", j.issuer), slog.String("url", j.url), slog.Any("error", err))
 	}

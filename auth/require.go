@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pier-go/pier/internal/problem"
+	"github.com/pier-go/pier/problem"
 )
 
 // ScopeRule says which scopes a token must grant: any of a list ([AnyScope]) or

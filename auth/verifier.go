@@ -130,10 +130,7 @@ type Verifier struct {
 	algs    []string    // every issuer's algorithms
 	now     func() time.Time
 
-	// life is the Verifier's own lifetime, ended by Close; never a caller's
-	// context. Fetches started by requests are cancelled through it.
-	life      context.Context
-	cancel    context.CancelFunc
+	cancel    context.CancelFunc // ends the JWKS goroutines' context
 	mu        sync.Mutex
 	closed    bool
 	wg        sync.WaitGroup
@@ -233,7 +230,8 @@ func NewVerifier(issuers []Issuer, opts ...Option) (*Verifier, error) {
 		jwt.WithStrictDecoding(),
 	)
 	v.keyfunc = v.key
-	v.life, v.cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	v.cancel = cancel
 	if len(sources) > 0 {
 		client := cfg.client
 		if client == nil {
@@ -247,12 +245,13 @@ func NewVerifier(issuers []Issuer, opts ...Option) (*Verifier, error) {
 		client = jwksClient(client, cfg.maxJWKS)
 		for _, s := range sources {
 			s.client = client
+			s.kick = make(chan chan struct{}, 1)
 			first := make(chan struct{})
 			s.inflight = first // requests before the first fetch ends wait for it
 			v.wg.Add(1)
 			go func() {
 				defer v.wg.Done()
-				s.run(v.life, first)
+				s.run(ctx, first)
 			}()
 		}
 	}
@@ -324,8 +323,8 @@ func newIssuer(in Issuer, now func() time.Time) (*issuer, error) {
 	return is, nil
 }
 
-// Close stops the JWKS goroutines and waits for them and for fetches that
-// requests started. Keys fetched so far keep verifying; no new fetch starts.
+// Close stops the JWKS goroutines, cutting a running fetch short, and waits for
+// them. Keys fetched so far keep verifying; no new fetch starts.
 // Close is idempotent and always returns nil.
 func (v *Verifier) Close() error {
 	v.mu.Lock()
@@ -430,39 +429,15 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	return c, nil
 }
 
-// refetch fetches is's JWKS again if the unknown-kid limit allows, or joins
-// the fetch in flight, and waits for it within ctx. It reports whether a fetch
-// ended meanwhile.
+// refetch claims an unknown-kid fetch of is's JWKS if the interval allows, or
+// joins the fetch in flight, and waits for it within ctx. The fetch itself runs
+// on the issuer's goroutine, so it serves every request waiting for it and is
+// not cut short when the request that claimed it ends. refetch reports whether
+// a fetch ended meanwhile.
 func (v *Verifier) refetch(ctx context.Context, is *issuer) bool {
-	j := is.jwks
-	ch, leader := j.claim(func() bool { return is.limiter.AllowN(v.now(), 1) })
+	ch, _ := is.jwks.claim(func() bool { return is.limiter.AllowN(v.now(), 1) })
 	if ch == nil {
 		return false
-	}
-	if leader {
-		v.mu.Lock()
-		if v.closed {
-			v.mu.Unlock()
-			j.mu.Lock()
-			j.inflight = nil
-			close(ch)
-			j.mu.Unlock()
-			return false
-		}
-		v.wg.Add(1)
-		v.mu.Unlock()
-		// The fetch serves every request that waits for it, so it runs on its
-		// own goroutine and does not end with this request: it keeps ctx's
-		// values (a trace, say), is bounded by the fetch timeout, and ends with
-		// the Verifier.
-		go func() {
-			defer v.wg.Done()
-			fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-			defer cancel()
-			stop := context.AfterFunc(v.life, cancel)
-			defer stop()
-			j.fetchAndRelease(fctx, ch)
-		}()
 	}
 	select {
 	case <-ch:
