@@ -27,9 +27,10 @@ import (
 // v0.11.4 and keyfunc v3.9.2) its refresh goroutine ends with a context but
 // cannot be waited for, so Close could not wait for it; its first fetch runs
 // inside the constructor, blocking it; and its unknown-kid refresh waits on the
-// rate limiter inside the request and runs the fetch under that wait's short
-// deadline, while concurrent requests for the same new kid do not share the
-// fetch. The schedule, the rate limit (golang.org/x/time/rate) and the sharing
+// rate limiter inside the request and runs the fetch under the same deadline as
+// that wait (RateLimitWaitMax), so a short one cuts fetches short and a long one
+// holds requests, while concurrent requests for the same new kid do not share
+// the fetch. The schedule, the rate limit (golang.org/x/time/rate) and the sharing
 // of one fetch between waiting requests are therefore written here.
 type jwksSource struct {
 	issuer   string

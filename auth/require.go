@@ -12,7 +12,8 @@ import (
 
 // ScopeRule says which scopes a token must grant: any of a list ([AnyScope]) or
 // all of it ([AllScopes]). Scopes are compared exactly. The zero ScopeRule is
-// invalid: [Check] returns an error for it and [Require] answers 500.
+// invalid: [Check] returns an error for it and [Require] answers 500. A
+// ScopeRule does not change once made and may be shared between goroutines.
 type ScopeRule struct {
 	scopes []string
 	all    bool
