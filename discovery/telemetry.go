@@ -28,6 +28,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pier-go/pier/internal/semconvutil"
 )
 
 // ScopeName is the instrumentation scope of the client's spans and metrics:
@@ -248,7 +250,7 @@ func (st *serviceTelemetry) cacheDuration(k durationKey, opts []metric.RecordOpt
 // and there is no trace to continue, it returns ctx itself, so that the
 // attempt carries nothing it does not need.
 func (tel *telemetry) startAttempt(ctx context.Context, method string) (context.Context, trace.Span) {
-	actx, span := tel.tracer.Start(ctx, spanName(method), tel.spanStart...)
+	actx, span := tel.tracer.Start(ctx, semconvutil.SpanName(method, ""), tel.spanStart...)
 	if !span.IsRecording() && !span.SpanContext().IsValid() {
 		return ctx, span
 	}
@@ -259,7 +261,7 @@ func (tel *telemetry) startAttempt(ctx context.Context, method string) (context.
 // as sent, to host:port.
 func describe(span trace.Span, out *http.Request, host, port attribute.KeyValue, svc *serviceTelemetry, attempt int) {
 	attrs := make([]attribute.KeyValue, 0, 8)
-	method, original := methodAttrs(out.Method)
+	method, original := semconvutil.MethodAttrs(out.Method)
 	attrs = append(attrs, method)
 	if original.Valid() {
 		attrs = append(attrs, original)
@@ -282,38 +284,7 @@ func (tel *telemetry) inject(ctx context.Context, out *http.Request, copied bool
 	if !copied {
 		out.Header = cloneHeader(out.Header, 2)
 	}
-	tel.propagator.Inject(ctx, headerCarrier(out.Header))
-}
-
-// headerCarrier is propagation.HeaderCarrier, except that it writes the keys of
-// W3C propagation in canonical form without allocating a new key each time.
-type headerCarrier http.Header
-
-// Get returns the value of key.
-func (h headerCarrier) Get(key string) string { return http.Header(h).Get(key) }
-
-// Set sets the value of key.
-func (h headerCarrier) Set(key, value string) {
-	switch key {
-	case "traceparent":
-		key = "Traceparent"
-	case "tracestate":
-		key = "Tracestate"
-	case "baggage":
-		key = "Baggage"
-	default:
-		key = http.CanonicalHeaderKey(key)
-	}
-	h[key] = []string{value}
-}
-
-// Keys returns the keys of the headers.
-func (h headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	return keys
+	tel.propagator.Inject(ctx, semconvutil.HeaderCarrier(out.Header))
 }
 
 // propagates reports whether the propagator may write anything for ctx.
@@ -375,7 +346,7 @@ func (tel *telemetry) finish(ctx context.Context, span trace.Span, svc *serviceT
 // service's cached attribute set when svc is not nil.
 func (tel *telemetry) record(ctx context.Context, svc *serviceTelemetry, origin *url.URL, method string,
 	resp *http.Response, err error, d time.Duration) {
-	m, _ := methodAttrs(method)
+	m, _ := semconvutil.MethodAttrs(method)
 	host, port := hostPort(origin)
 	k := durationKey{method: m.Value.AsString(), scheme: origin.Scheme, port: port}
 	if k.scheme == "" {
@@ -417,39 +388,6 @@ func (tel *telemetry) record(ctx context.Context, svc *serviceTelemetry, origin 
 	tel.duration.Record(ctx, d.Seconds(), opts...)
 }
 
-// spanName is the name of an attempt's span: its method, as the semantic
-// conventions name HTTP client spans, or "HTTP" for a method they do not know.
-func spanName(method string) string {
-	switch {
-	case method == "":
-		return http.MethodGet
-	case knownMethod(method):
-		return method
-	}
-	return "HTTP"
-}
-
-func knownMethod(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
-		http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch, "QUERY":
-		return true
-	}
-	return false
-}
-
-// methodAttrs returns http.request.method, and http.request.method_original
-// when the method is not one the conventions know (the first is then _OTHER).
-func methodAttrs(m string) (method, original attribute.KeyValue) {
-	switch {
-	case m == "":
-		return semconv.HTTPRequestMethodGet, attribute.KeyValue{}
-	case knownMethod(m):
-		return semconv.HTTPRequestMethodKey.String(m), attribute.KeyValue{}
-	}
-	return semconv.HTTPRequestMethodOther, semconv.HTTPRequestMethodOriginal(m)
-}
-
 // hostPort returns server.address and server.port for u: its host, and its
 // port or the scheme's.
 func hostPort(u *url.URL) (string, int) {
@@ -467,12 +405,11 @@ func hostPort(u *url.URL) (string, int) {
 
 // addrAttrs returns server.address and server.port for an instance address.
 func addrAttrs(addr string) (host, port attribute.KeyValue) {
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return semconv.ServerAddress(addr), attribute.KeyValue{}
+	h, p := semconvutil.SplitHostPort(addr)
+	if p == 0 {
+		return semconv.ServerAddress(h), attribute.KeyValue{}
 	}
-	n, _ := strconv.Atoi(p)
-	return semconv.ServerAddress(h), semconv.ServerPort(n)
+	return semconv.ServerAddress(h), semconv.ServerPort(p)
 }
 
 // fullURL returns u for url.full: without credentials, or the values of the
@@ -504,17 +441,10 @@ func fullURL(u *url.URL) string {
 
 // protocolVersion returns network.protocol.version for resp: "1.1", "2".
 func protocolVersion(resp *http.Response) string {
-	switch {
-	case resp.ProtoMajor == 1 && resp.ProtoMinor == 1:
-		return "1.1"
-	case resp.ProtoMajor == 2:
-		return "2"
-	case resp.ProtoMajor == 1 && resp.ProtoMinor == 0:
-		return "1.0"
-	case resp.ProtoMajor == 3:
-		return "3"
+	if resp.ProtoMajor == 0 {
+		return ""
 	}
-	return ""
+	return semconvutil.ProtocolVersion(resp.ProtoMajor, resp.ProtoMinor)
 }
 
 // errorType returns error.type for an attempt that failed with err: a few

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -93,5 +94,52 @@ func TestDeadlineCrossesThreeHops(t *testing.T) {
 	t.Logf("users saw %v left of the edge's 2s", left)
 	if left <= 0 || left > 2*time.Second {
 		t.Fatalf("users had %v left, want the edge's 2 s budget (not its own 30 s)", left)
+	}
+}
+
+// TestWithResolverSeparatesResolvingFromRegistering: a Service registers in
+// one registry and its client resolves through another, as on Kubernetes
+// (register nowhere, resolve from DNS) or in tests (register in Consul,
+// resolve from a static list).
+func TestWithResolverSeparatesResolvingFromRegistering(t *testing.T) {
+	t.Parallel()
+	users := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "users from the static list")
+	}))
+	t.Cleanup(users.Close)
+	static, err := discovery.NewStatic(map[string][]string{"users": {users.Listener.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := discovery.NewMemory() // where the Service registers; users is not in it
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New("orders", service.WithListener(ln), service.WithRegistry(registered),
+		service.WithResolver(static), service.WithLogger(slog.New(slog.DiscardHandler)), service.WithShutdown(0, waitFor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		svc.Client().CloseIdleConnections()
+	})
+	waitUntil(t, "orders is registered in its registry", func() bool {
+		got, _ := registered.Resolve(context.Background(), "orders")
+		return len(got) == 1
+	})
+	code, _, body := get(t, svc.Client(), "http://users/")
+	if code != http.StatusOK || body != "users from the static list" {
+		t.Fatalf("GET http://users/ = %d %q, want 200 from the static list's instance", code, body)
+	}
+	if got, _ := static.Resolve(context.Background(), "orders"); len(got) != 0 {
+		t.Fatalf("orders registered in the resolver too: %v", got)
 	}
 }

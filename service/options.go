@@ -76,6 +76,7 @@ type config struct {
 	hooks           []Hook
 	accessLog       bool
 	registry        discovery.Registry
+	resolver        discovery.Resolver // nil: the registry
 	clientOpts      []discovery.ClientOption
 	advertise       string
 	instanceID      string

@@ -42,6 +42,16 @@ func WithRegistry(r discovery.Registry) Option {
 	return func(c *config) { c.registry = r }
 }
 
+// WithResolver sets the resolver that [Service.Client] finds other services
+// through, when it is not the registry the Service registers in: register
+// nowhere and resolve from DNS on Kubernetes (the platform registers pods), or
+// register in Consul and resolve from a static list in tests. The default is
+// the registry of [WithRegistry]; with neither, the client resolves hosts by
+// DNS as a plain http.Client does.
+func WithResolver(r discovery.Resolver) Option {
+	return func(c *config) { c.resolver = r }
+}
+
 // WithAdvertiseAddr sets the host:port other services reach this instance at,
 // as registered. The default is the bound address, with an unspecified host
 // (":8080" binds 0.0.0.0 or ::) replaced by this machine's first non-loopback

@@ -192,16 +192,17 @@ func (s *Service) Logger() *slog.Logger { return s.logger }
 func (s *Service) Health() *health.Monitor { return s.health }
 
 // Client returns the Service's client for calling other services by name,
-// http://users/users/42: a [discovery.NewClient] over the Service's registry
-// (see [WithRegistry]), with the Service's tracer provider, meter provider
-// and propagator, configured by [WithClientOptions]. Pass the incoming
-// request's context to its calls so that its deadline travels downstream.
-// Without a registry, hosts are resolved as usual (DNS) and sent as they are.
+// http://users/users/42: a [discovery.NewClient] over the Service's resolver
+// ([WithResolver], by default the registry of [WithRegistry]), with the
+// Service's tracer provider, meter provider and propagator, configured by
+// [WithClientOptions]. Pass the incoming request's context to its calls so
+// that its deadline travels downstream. Without a resolver or a registry,
+// hosts are resolved as usual (DNS) and sent as they are.
 // Every call returns the same client, safe for concurrent use.
 func (s *Service) Client() *http.Client {
 	s.clientOnce.Do(func() {
-		var r discovery.Resolver
-		if s.cfg.registry != nil {
+		r := s.cfg.resolver
+		if r == nil && s.cfg.registry != nil {
 			r = s.cfg.registry
 		}
 		// The Service's telemetry first, so that the user's options win.

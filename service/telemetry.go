@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/textproto"
 	"os"
 	"strconv"
 	"strings"
@@ -32,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pier-go/pier/internal/requestid"
+	"github.com/pier-go/pier/internal/semconvutil"
 	"github.com/pier-go/pier/resilience"
 )
 
@@ -323,8 +322,8 @@ func (s *Service) begin(next http.Handler) http.Handler {
 			r.Pattern = r2.Pattern
 			return
 		}
-		ctx = tel.propagator.Extract(ctx, headerCarrier(r.Header))
-		ctx, span := tel.tracer.Start(ctx, spanName(r.Method, ""), tel.startOpts...)
+		ctx = tel.propagator.Extract(ctx, semconvutil.HeaderCarrier(r.Header))
+		ctx, span := tel.tracer.Start(ctx, semconvutil.SpanName(r.Method, ""), tel.startOpts...)
 		if sc := span.SpanContext(); sc.HasTraceID() {
 			requestid.SetTraceID(ctx, sc.TraceID()) // for the problems written for r
 		}
@@ -382,7 +381,7 @@ func (t *telemetry) finish(ctx context.Context, span trace.Span, rec *recorder, 
 			route = patternRoute(r.Pattern)
 		}
 		t.duration.Inst().Record(ctx, time.Since(start).Seconds(), t.attrSet(metricKey{
-			method: normalMethod(r.Method), route: route, status: status,
+			method: semconvutil.Method(r.Method), route: route, status: status,
 			major: r.ProtoMajor, minor: r.ProtoMinor, tls: r.TLS != nil,
 		})...)
 	}
@@ -411,7 +410,7 @@ func (t *telemetry) attrSet(k metricKey) []metric.RecordOption {
 		semconv.HTTPRequestMethodKey.String(k.method),
 		semconv.URLScheme(scheme(k.tls)),
 		semconv.HTTPResponseStatusCode(k.status),
-		semconv.NetworkProtocolVersion(protoVersion(k.major, k.minor)),
+		semconv.NetworkProtocolVersion(semconvutil.ProtocolVersion(k.major, k.minor)),
 	)
 	if k.route != "" {
 		attrs = append(attrs, semconv.HTTPRoute(k.route))
@@ -429,23 +428,23 @@ func (t *telemetry) attrSet(k metricKey) []metric.RecordOption {
 // may carry secrets.
 func requestAttrs(r *http.Request) []attribute.KeyValue {
 	attrs := make([]attribute.KeyValue, 0, 10)
-	method := normalMethod(r.Method)
-	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(method))
-	if method != r.Method {
-		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(r.Method))
+	method, original := semconvutil.MethodAttrs(r.Method)
+	attrs = append(attrs, method)
+	if original.Valid() {
+		attrs = append(attrs, original)
 	}
 	attrs = append(attrs,
 		semconv.URLScheme(scheme(r.TLS != nil)),
 		semconv.URLPath(r.URL.Path),
-		semconv.NetworkProtocolVersion(protoVersion(r.ProtoMajor, r.ProtoMinor)),
+		semconv.NetworkProtocolVersion(semconvutil.ProtocolVersion(r.ProtoMajor, r.ProtoMinor)),
 	)
-	if host, port := splitHostPort(r.Host); host != "" {
+	if host, port := semconvutil.SplitHostPort(r.Host); host != "" {
 		attrs = append(attrs, semconv.ServerAddress(host))
 		if port > 0 {
 			attrs = append(attrs, semconv.ServerPort(port))
 		}
 	}
-	if peer, port := splitHostPort(r.RemoteAddr); peer != "" {
+	if peer, port := semconvutil.SplitHostPort(r.RemoteAddr); peer != "" {
 		// The connection's peer: X-Forwarded-For is any client's to write.
 		attrs = append(attrs, semconv.ClientAddress(peer), semconv.NetworkPeerAddress(peer))
 		if port > 0 {
@@ -456,88 +455,6 @@ func requestAttrs(r *http.Request) []attribute.KeyValue {
 		attrs = append(attrs, semconv.UserAgentOriginal(ua))
 	}
 	return attrs
-}
-
-// splitHostPort splits "host:port", "[v6]:port" or a bare host; port is 0
-// when there is none or it is not a number.
-func splitHostPort(hostport string) (string, int) {
-	host, portStr, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), 0
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return host, 0
-	}
-	return host, port
-}
-
-func scheme(tls bool) string {
-	if tls {
-		return "https"
-	}
-	return "http"
-}
-
-// protoVersion is network.protocol.version: "1.1", "2".
-func protoVersion(major, minor int) string {
-	switch {
-	case major == 1 && minor == 1:
-		return "1.1"
-	case major == 1 && minor == 0:
-		return "1.0"
-	case major >= 2 && minor == 0:
-		return strconv.Itoa(major)
-	}
-	return strconv.Itoa(major) + "." + strconv.Itoa(minor)
-}
-
-// normalMethod is http.request.method: the method when it is one of the
-// standard ones, else "_OTHER", so that clients cannot mint metric series.
-func normalMethod(m string) string {
-	if standardMethod(m) {
-		return m
-	}
-	return "_OTHER"
-}
-
-// headerCarrier is propagation.HeaderCarrier without the canonicalisation of
-// the propagators' lower-case keys, which allocates on every request.
-type headerCarrier http.Header
-
-func canonicalKey(key string) string {
-	switch key {
-	case "traceparent":
-		return "Traceparent"
-	case "tracestate":
-		return "Tracestate"
-	case "baggage":
-		return "Baggage"
-	}
-	return textproto.CanonicalMIMEHeaderKey(key)
-}
-
-// Get returns the first value of key.
-func (c headerCarrier) Get(key string) string {
-	if v := c[canonicalKey(key)]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// Values returns every value of key (several baggage headers).
-func (c headerCarrier) Values(key string) []string { return c[canonicalKey(key)] }
-
-// Set sets key to value.
-func (c headerCarrier) Set(key, value string) { c[canonicalKey(key)] = []string{value} }
-
-// Keys lists the keys.
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 // shedding wraps h in resilience.Shed, counting sheds, except for the probes.
@@ -568,7 +485,7 @@ func newRouteTelemetry(pattern string) *routeTelemetry {
 		method = pattern[:i]
 	}
 	route := patternRoute(pattern)
-	return &routeTelemetry{method: method, name: spanName(method, route), route: route, attr: semconv.HTTPRoute(route)}
+	return &routeTelemetry{method: method, name: semconvutil.SpanName(method, route), route: route, attr: semconv.HTTPRoute(route)}
 }
 
 // patternRoute is the path template of a ServeMux pattern: "GET
@@ -591,30 +508,15 @@ func (rt *routeTelemetry) record(r *http.Request) {
 	}
 	name := rt.name
 	if r.Method != rt.method {
-		name = spanName(r.Method, rt.route)
+		name = semconvutil.SpanName(r.Method, rt.route)
 	}
 	span.SetName(name)
 	span.SetAttributes(rt.attr)
 }
 
-// spanName is "METHOD route", or "METHOD" without a route, as the HTTP
-// semantic conventions name server spans; a method outside the standard ones
-// is "HTTP".
-func spanName(method, route string) string {
-	if !standardMethod(method) {
-		method = "HTTP"
+func scheme(tls bool) string {
+	if tls {
+		return "https"
 	}
-	if route == "" {
-		return method
-	}
-	return method + " " + route
-}
-
-func standardMethod(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return false
+	return "http"
 }
