@@ -44,6 +44,10 @@ type Config struct {
 	Payments []payments.Option
 	// PasswordParams are argon2id's costs. Default users.DefaultPasswordParams.
 	PasswordParams users.PasswordParams
+	// LoginRate and LoginBurst bound the log-in attempts per client address
+	// at the gateway. Defaults 1 a second, bursts of 10.
+	LoginRate  float64
+	LoginBurst int
 }
 
 // Names of the services, as registered.
@@ -93,6 +97,12 @@ func Open(ctx context.Context, cfg Config) (*Shop, error) {
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
+	}
+	if cfg.LoginRate <= 0 {
+		cfg.LoginRate = 1
+	}
+	if cfg.LoginBurst <= 0 {
+		cfg.LoginBurst = 10
 	}
 	if cfg.PasswordParams == (users.PasswordParams{}) {
 		cfg.PasswordParams = users.DefaultPasswordParams
@@ -163,7 +173,7 @@ func (s *Shop) newService(name, addr string, db health.Checker, opts ...service.
 }
 
 func (s *Shop) verifierFor(svc *service.Service) (*shopauth.Verifier, error) {
-	v, err := shopauth.NewVerifier(svc.Client())
+	v, err := shopauth.NewVerifier(svc.Client(), s.log)
 	if err != nil {
 		return nil, err
 	}
