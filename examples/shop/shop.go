@@ -2,6 +2,7 @@ package shop
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +67,9 @@ type Shop struct {
 	paymentsStore *payments.SQLiteStore
 	ordersStore   *orders.SQLiteStore
 	key           []byte
+	// ordersSecret is the orders service's client secret for its own token,
+	// made anew at each start: only this process needs it.
+	ordersSecret string
 
 	users   *users.Users
 	gateway *service.Service
@@ -103,7 +107,8 @@ func Open(ctx context.Context, cfg Config) (*Shop, error) {
 	if cfg.PasswordParams == (users.PasswordParams{}) {
 		cfg.PasswordParams = users.DefaultPasswordParams
 	}
-	s := &Shop{cfg: cfg, log: cfg.Logger, registry: discovery.NewMemory(), running: map[string]*running{}}
+	s := &Shop{cfg: cfg, log: cfg.Logger, registry: discovery.NewMemory(), running: map[string]*running{},
+		ordersSecret: rand.Text()}
 	if s.log == nil {
 		l, err := service.NewLogger()
 		if err != nil {
@@ -187,7 +192,8 @@ func (s *Shop) build(name string) (*service.Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		u, err := users.New(svc, s.usersStore, s.key, users.WithPasswordParams(s.cfg.PasswordParams))
+		u, err := users.New(svc, s.usersStore, s.key, users.WithPasswordParams(s.cfg.PasswordParams),
+			users.WithClients(users.Client{ID: Orders, Secret: s.ordersSecret, Scopes: []string{shopauth.InternalScope}}))
 		if err != nil {
 			return nil, err
 		}
@@ -234,7 +240,7 @@ func (s *Shop) build(name string) (*service.Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = orders.New(svc, s.ordersStore, keys, v)
+		_, err = orders.New(svc, s.ordersStore, keys, v, shopauth.ServiceTokens(svc.Client(), Orders, s.ordersSecret))
 		return svc, err
 	case Gateway:
 		return s.buildGateway()

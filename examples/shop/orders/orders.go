@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"golang.org/x/oauth2"
 
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/examples/shop/internal/ids"
@@ -43,19 +44,21 @@ const (
 //	GET  /orders/{id}        (bearer) the caller's order; 404 for anyone else's
 //	POST /orders/{id}/cancel (bearer) -> 200 the order, "cancelled"
 type Orders struct {
-	store  Store
-	client *http.Client
-	log    *slog.Logger
+	store   Store
+	client  *http.Client
+	service oauth2.TokenSource // orders' own token, for products and payments
+	log     *slog.Logger
 }
 
 // New mounts the orders routes on svc, with orders kept in store, the
 // Idempotency-Keys of POST /orders in keys, and bearer tokens checked by v.
-// It calls users, products and payments with svc.Client().
-func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.Verifier) (*Orders, error) {
-	if svc == nil || store == nil || keys == nil || v == nil {
-		return nil, errors.New("orders: New needs a service, a store, an idempotency store and a verifier")
+// It calls users with the caller's token, and products and payments with its
+// own, from tokens (shopauth.ServiceTokens), all through svc.Client().
+func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.Verifier, tokens oauth2.TokenSource) (*Orders, error) {
+	if svc == nil || store == nil || keys == nil || v == nil || tokens == nil {
+		return nil, errors.New("orders: New needs a service, a store, an idempotency store, a verifier and a token source")
 	}
-	o := &Orders{store: store, client: svc.Client(), log: svc.Logger()}
+	o := &Orders{store: store, client: svc.Client(), service: tokens, log: svc.Logger()}
 	authed := shopauth.Require(v)
 	// A key is the caller's: the scope holds the verified subject, so two
 	// users who pick the same key never share an answer.
@@ -145,11 +148,11 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 		web.Internal(w, r, o.log, err)
 		return
 	}
-	s := &saga{o: o, r: r, token: token, order: &order}
+	s := &saga{o: o, r: r, caller: token, order: &order}
 
 	// 2. The caller must be a user (the token may outlive its account).
 	var user struct{ ID string }
-	res := s.call(ctx, http.MethodGet, "http://users/users/"+url.PathEscape(claims.Subject), "", nil, &user)
+	res := s.call(ctx, http.MethodGet, "http://users/users/"+url.PathEscape(claims.Subject), s.caller, "", nil, &user)
 	switch {
 	case res.err == nil && res.status == http.StatusOK:
 	case res.status == http.StatusNotFound || res.status == http.StatusUnauthorized:
@@ -168,7 +171,7 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 		var rsv struct {
 			PriceCents int64 `json:"price_cents"`
 		}
-		res := s.call(ctx, http.MethodPost, "http://products/reservations", id,
+		res := s.callService(ctx, http.MethodPost, "http://products/reservations", id,
 			map[string]any{"id": id, "product_id": it.ProductID, "quantity": it.Quantity}, &rsv)
 		switch {
 		case res.err == nil && (res.status == http.StatusCreated || res.status == http.StatusOK):
@@ -190,7 +193,7 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 	var charge struct {
 		ID string `json:"id"`
 	}
-	res = s.call(ctx, http.MethodPost, "http://payments/charges", chargeKey(order.ID),
+	res = s.callService(ctx, http.MethodPost, "http://payments/charges", chargeKey(order.ID),
 		map[string]any{"reference": order.ID, "amount_cents": order.TotalCents, "card_number": in.CardNumber}, &charge)
 	switch {
 	case res.err == nil && (res.status == http.StatusCreated || res.status == http.StatusOK):
@@ -240,7 +243,7 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 type saga struct {
 	o        *Orders
 	r        *http.Request
-	token    string
+	caller   string // the caller's Authorization header
 	order    *Order
 	reserved []string
 }
@@ -267,7 +270,7 @@ func (s *saga) release() bool {
 	defer cancel()
 	ok := true
 	for _, id := range s.reserved {
-		res := s.call(ctx, http.MethodDelete, "http://products/reservations/"+url.PathEscape(id), "", nil, nil)
+		res := s.callService(ctx, http.MethodDelete, "http://products/reservations/"+url.PathEscape(id), "", nil, nil)
 		if res.err != nil || res.status != http.StatusOK {
 			ok = false
 			s.o.log.ErrorContext(ctx, "release failed; stock stays held", "order", s.order.ID, "reservation", id,
@@ -282,7 +285,7 @@ func (s *saga) release() bool {
 func (s *saga) refund() bool {
 	ctx, cancel := s.compCtx()
 	defer cancel()
-	res := s.call(ctx, http.MethodPost, "http://payments/refunds", "refund-"+s.order.ID,
+	res := s.callService(ctx, http.MethodPost, "http://payments/refunds", "refund-"+s.order.ID,
 		map[string]any{"reference": s.order.ID}, nil)
 	if res.err != nil || res.status != http.StatusOK {
 		s.o.log.ErrorContext(ctx, "refund failed; the charge may stand", "order", s.order.ID,
@@ -316,9 +319,14 @@ func (s *saga) abortUnavailable(w http.ResponseWriter, detail string) {
 	web.Unavailable(w, s.r, detail)
 }
 
+// errNoServiceToken: the orders service could not get its own token, so the
+// call was not made.
+var errNoServiceToken = errors.New("orders: no service token")
+
 // notSent reports whether err says the request never reached the service.
 func notSent(err error) bool {
-	return errors.Is(err, discovery.ErrNoInstances) || errors.Is(err, circuitbreaker.ErrOpen)
+	return errors.Is(err, discovery.ErrNoInstances) || errors.Is(err, circuitbreaker.ErrOpen) ||
+		errors.Is(err, errNoServiceToken)
 }
 
 // callResult is what a call to another service came back with.
@@ -339,6 +347,8 @@ func (c callResult) why() string {
 		return "no instance is up"
 	case c.err != nil && errors.Is(c.err, circuitbreaker.ErrOpen):
 		return "its circuit breaker is open"
+	case c.err != nil && errors.Is(c.err, errNoServiceToken):
+		return "the orders service could not get its own token from users"
 	case c.err != nil:
 		return "no answer"
 	case c.status != 0:
@@ -347,11 +357,21 @@ func (c callResult) why() string {
 	return "compensation failed"
 }
 
+// callService calls products or payments with the orders service's own token.
+func (s *saga) callService(ctx context.Context, method, u, key string, body, out any) callResult {
+	tok, err := s.o.service.Token()
+	if err != nil {
+		return callResult{err: fmt.Errorf("%w: %w", errNoServiceToken, err)}
+	}
+	return s.call(ctx, method, u, "Bearer "+tok.AccessToken, key, body, out)
+}
+
 // call sends a JSON request to another service through the discovery-aware
-// client, with the caller's bearer token and, when key is set, an
-// Idempotency-Key (which also lets the client retry a POST). A 2xx answer is
-// decoded into out; an error answer's problem document into the result.
-func (s *saga) call(ctx context.Context, method, u, key string, body, out any) callResult {
+// client, with authorization as its Authorization header and, when key is
+// set, an Idempotency-Key (which also lets the client retry a POST). A 2xx
+// answer is decoded into out; an error answer's problem document into the
+// result.
+func (s *saga) call(ctx context.Context, method, u, authorization, key string, body, out any) callResult {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -364,7 +384,7 @@ func (s *saga) call(ctx context.Context, method, u, key string, body, out any) c
 	if err != nil {
 		return callResult{err: err}
 	}
-	req.Header.Set("Authorization", s.token)
+	req.Header.Set("Authorization", authorization)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -461,7 +481,7 @@ func (o *Orders) cancel(w http.ResponseWriter, r *http.Request) {
 		// Refund and release. Payments refunds a reference once and products
 		// releases a reservation once, so a cancel asked again (or at the same
 		// time) that gets here changes nothing more.
-		s := &saga{o: o, r: r, token: r.Header.Get("Authorization"), order: &x}
+		s := &saga{o: o, r: r, caller: r.Header.Get("Authorization"), order: &x}
 		for _, it := range x.Items {
 			s.reserved = append(s.reserved, reservationID(x.ID, it.ProductID))
 		}
