@@ -47,6 +47,10 @@ type Config struct {
 	LoginBurst int
 }
 
+// SweepInterval is how often orders looks for placements cut short
+// (orders.Orders.Sweep).
+const SweepInterval = 30 * time.Second
+
 // Names of the services, as registered.
 const (
 	Users    = "users"
@@ -72,6 +76,7 @@ type Shop struct {
 	ordersSecret string
 
 	users   *users.Users
+	orders  *orders.Orders
 	gateway *service.Service
 
 	mu       sync.Mutex
@@ -228,7 +233,12 @@ func (s *Shop) build(name string) (*service.Service, error) {
 		_, err = payments.New(svc, s.paymentsStore, keys, v, s.cfg.Payments...)
 		return svc, err
 	case Orders:
-		svc, err := s.newService(Orders, "", health.CheckerFunc(s.ordersStore.Ping))
+		// The sweeper's hook is made once orders is, which needs the Service.
+		var sweeper service.Hook
+		svc, err := s.newService(Orders, "", health.CheckerFunc(s.ordersStore.Ping), service.WithHook(service.Hook{
+			OnStart: func(ctx context.Context) error { return sweeper.OnStart(ctx) },
+			OnStop:  func(ctx context.Context) error { return sweeper.OnStop(ctx) },
+		}))
 		if err != nil {
 			return nil, err
 		}
@@ -240,8 +250,15 @@ func (s *Shop) build(name string) (*service.Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = orders.New(svc, s.ordersStore, keys, v, shopauth.ServiceTokens(svc.Client(), Orders, s.ordersSecret))
-		return svc, err
+		o, err := orders.New(svc, s.ordersStore, keys, v, shopauth.ServiceTokens(svc.Client(), Orders, s.ordersSecret))
+		if err != nil {
+			return nil, err
+		}
+		sweeper = o.Sweeper(SweepInterval)
+		s.mu.Lock()
+		s.orders = o
+		s.mu.Unlock()
+		return svc, nil
 	case Gateway:
 		return s.buildGateway()
 	}

@@ -119,9 +119,9 @@ func (in placeOrder) validate() error {
 	return nil
 }
 
-// reservationID is the reservation of productID for order: the same for every
+// ReservationID is the reservation of productID for order: the same for every
 // retry of the order, so that products reserves it once.
-func reservationID(order, productID string) string { return order + "." + productID }
+func ReservationID(order, productID string) string { return order + "." + productID }
 
 // chargeKey is the Idempotency-Key of the order's charge.
 func chargeKey(order string) string { return "charge-" + order }
@@ -166,7 +166,7 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 	// 3. Reserve every item, at the price products holds.
 	for i := range order.Items {
 		it := &order.Items[i]
-		id := reservationID(order.ID, it.ProductID)
+		id := ReservationID(order.ID, it.ProductID)
 		s.reserved = append(s.reserved, id) // released on failure, even when the answer was lost
 		var rsv struct {
 			PriceCents int64 `json:"price_cents"`
@@ -202,8 +202,9 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 		if reason == "" {
 			reason = "card_declined"
 		}
-		if !s.release() {
-			s.undecided(w, "products", callResult{}, false)
+		s.release()
+		if err := s.settle(); err != nil {
+			web.Internal(w, r, o.log, err)
 			return
 		}
 		order.Status, order.Reason = Rejected, reason
@@ -231,7 +232,9 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 		// undo both rather than leave money taken for a pending order.
 		s.refund()
 		s.release()
-		s.forget()
+		if s.settle() == nil {
+			s.forget()
+		}
 		web.Internal(w, r, o.log, errors.Join(err, fmt.Errorf("orders: confirm %s: ok=%v", order.ID, ok)))
 		return
 	}
@@ -246,6 +249,7 @@ type saga struct {
 	caller   string // the caller's Authorization header
 	order    *Order
 	reserved []string
+	owed     []Step // undo steps that failed
 }
 
 // compCtx is the context compensations run in: the request's values and
@@ -263,60 +267,96 @@ func (s *saga) forget() {
 	}
 }
 
-// release releases every reservation attempted; false when one failed (it is
-// logged: its stock stays held until released by hand).
+// release releases every reservation attempted; false when one failed, which
+// is then owed (settle).
 func (s *saga) release() bool {
 	ctx, cancel := s.compCtx()
 	defer cancel()
 	ok := true
 	for _, id := range s.reserved {
-		res := s.callService(ctx, http.MethodDelete, "http://products/reservations/"+url.PathEscape(id), "", nil, nil)
-		if res.err != nil || res.status != http.StatusOK {
+		if !s.do(ctx, Step{Kind: StepRelease, Target: id, OrderID: s.order.ID}) {
 			ok = false
-			s.o.log.ErrorContext(ctx, "release failed; stock stays held", "order", s.order.ID, "reservation", id,
-				"status", res.status, "error", res.err)
+			s.owed = append(s.owed, Step{Kind: StepRelease, Target: id, OrderID: s.order.ID})
 		}
 	}
 	s.reserved = nil
 	return ok
 }
 
-// refund refunds (or voids, when it never arrived) the order's charge.
+// refund refunds the order's charge, or voids its reference when no charge
+// came; false when that failed, which is then owed (settle).
 func (s *saga) refund() bool {
 	ctx, cancel := s.compCtx()
 	defer cancel()
-	res := s.callService(ctx, http.MethodPost, "http://payments/refunds", "refund-"+s.order.ID,
-		map[string]any{"reference": s.order.ID}, nil)
+	st := Step{Kind: StepRefund, Target: s.order.ID, OrderID: s.order.ID}
+	if !s.do(ctx, st) {
+		s.owed = append(s.owed, st)
+		return false
+	}
+	return true
+}
+
+// do runs one undo step against products or payments.
+func (s *saga) do(ctx context.Context, st Step) bool {
+	var res callResult
+	switch st.Kind {
+	case StepRelease:
+		res = s.callService(ctx, http.MethodDelete, "http://products/reservations/"+url.PathEscape(st.Target), "", nil, nil)
+	case StepRefund:
+		res = s.callService(ctx, http.MethodPost, "http://payments/refunds", "refund-"+st.Target,
+			map[string]any{"reference": st.Target}, nil)
+	default:
+		return false
+	}
 	if res.err != nil || res.status != http.StatusOK {
-		s.o.log.ErrorContext(ctx, "refund failed; the charge may stand", "order", s.order.ID,
+		s.o.log.WarnContext(ctx, "undo step failed", "step", st.Kind, "target", st.Target, "order", st.OrderID,
 			"status", res.status, "error", res.err)
 		return false
 	}
 	return true
 }
 
+// settle records the undo steps that failed for the sweeper (Sweep), so that
+// the order row can go; an error means they could not be recorded, and the
+// order must stay pending for the sweeper to undo whole.
+func (s *saga) settle() error {
+	if len(s.owed) == 0 {
+		return nil
+	}
+	ctx, cancel := s.compCtx()
+	defer cancel()
+	if err := s.o.store.Owe(ctx, s.owed); err != nil {
+		s.o.log.ErrorContext(ctx, "record owed undo steps", "order", s.order.ID, "error", err)
+		return err
+	}
+	s.owed = nil
+	return nil
+}
+
 // abort undoes a placement that failed for good: releases, deletes the order
-// row, and answers status.
+// row, and answers status. A release that fails is owed to the sweeper.
 func (s *saga) abort(w http.ResponseWriter, status int, detail string, extra ...any) {
 	s.release()
-	s.forget()
+	if s.settle() == nil {
+		s.forget()
+	}
 	web.Fail(w, s.r, status, detail, extra...)
 }
 
 // undecided undoes a placement whose step on service could not be decided,
 // refunding first when a charge may have been made, and answers 503 with
 // Retry-After.
+// A refund or a release that fails is owed to the sweeper (Sweep), which
+// finishes it once the service is back.
 func (s *saga) undecided(w http.ResponseWriter, service string, res callResult, charged bool) {
 	if charged && !notSent(res.err) {
 		s.refund()
 	}
-	s.abortUnavailable(w, fmt.Sprintf("%s could not be reached or did not decide (%s); nothing is reserved or charged, try again", service, res.why()))
-}
-
-func (s *saga) abortUnavailable(w http.ResponseWriter, detail string) {
 	s.release()
-	s.forget()
-	web.Unavailable(w, s.r, detail)
+	if s.settle() == nil {
+		s.forget()
+	}
+	web.Unavailable(w, s.r, fmt.Sprintf("%s could not be reached or did not decide (%s); nothing is reserved or charged, try again", service, res.why()))
 }
 
 // errNoServiceToken: the orders service could not get its own token, so the
@@ -480,12 +520,16 @@ func (o *Orders) cancel(w http.ResponseWriter, r *http.Request) {
 	if !x.Compensated {
 		// Refund and release. Payments refunds a reference once and products
 		// releases a reservation once, so a cancel asked again (or at the same
-		// time) that gets here changes nothing more.
+		// time) that gets here changes nothing more. A step that fails now
+		// (payments or products down) is owed to the sweeper, which does it
+		// once the service is back.
 		s := &saga{o: o, r: r, caller: r.Header.Get("Authorization"), order: &x}
 		for _, it := range x.Items {
-			s.reserved = append(s.reserved, reservationID(x.ID, it.ProductID))
+			s.reserved = append(s.reserved, ReservationID(x.ID, it.ProductID))
 		}
-		if !s.refund() || !s.release() {
+		s.refund()
+		s.release()
+		if err := s.settle(); err != nil {
 			web.Unavailable(w, r, "order "+x.ID+" is cancelled but its refund or stock release is not done yet; ask again to finish it")
 			return
 		}
