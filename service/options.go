@@ -28,9 +28,12 @@ const (
 	// turned unready, so that load balancers and registries stop sending to it
 	// ([WithShutdown]).
 	DefaultDrainDelay = 5 * time.Second
-	// DefaultShutdownTimeout bounds http.Server.Shutdown and then the OnStop hooks
-	// ([WithShutdown]).
+	// DefaultShutdownTimeout bounds http.Server.Shutdown ([WithShutdown]).
 	DefaultShutdownTimeout = 15 * time.Second
+	// DefaultStopTimeout bounds what runs after http.Server.Shutdown: the OnStop
+	// hooks, the admin listener's shutdown and the telemetry flush
+	// ([WithStopTimeout]).
+	DefaultStopTimeout = 5 * time.Second
 	// DefaultReadHeaderTimeout is http.Server.ReadHeaderTimeout.
 	DefaultReadHeaderTimeout = 10 * time.Second
 	// DefaultIdleTimeout is http.Server.IdleTimeout.
@@ -51,7 +54,7 @@ type Option func(*config)
 type Hook struct {
 	// OnStart runs with Run's context. A non-nil error stops the start.
 	OnStart func(ctx context.Context) error
-	// OnStop runs with a context bounded by the shutdown timeout.
+	// OnStop runs with a context bounded by the stop timeout ([WithStopTimeout]).
 	OnStop func(ctx context.Context) error
 }
 
@@ -72,6 +75,7 @@ type config struct {
 	bodyLimit       int64
 	drainDelay      time.Duration
 	shutdownTimeout time.Duration
+	stopTimeout     time.Duration
 	hooks           []Hook
 	accessLog       bool
 	registry        discovery.Registry
@@ -98,6 +102,7 @@ func defaultConfig() config {
 		bodyLimit:       DefaultBodyLimit,
 		drainDelay:      DefaultDrainDelay,
 		shutdownTimeout: DefaultShutdownTimeout,
+		stopTimeout:     DefaultStopTimeout,
 		accessLog:       true,
 		metricsPath:     DefaultMetricsPath,
 	}
@@ -165,13 +170,19 @@ func WithBodyLimit(n int64) Option {
 }
 
 // WithShutdown sets the two timings of a graceful stop. drainDelay is how long
-// the Service keeps serving after it turns unready (503 on /health/ready) and has
-// deregistered, so that load balancers and registries stop routing to it; it
-// should be at least the propagation time of your discovery system. timeout bounds
-// http.Server.Shutdown, which waits for in-flight requests, and then separately
-// bounds the OnStop hooks. The defaults are [DefaultDrainDelay], 5 s, and
-// [DefaultShutdownTimeout], 15 s: 20 s in all, inside Kubernetes' default 30 s
-// grace period. A negative value keeps the default.
+// the Service keeps serving after it turns unready (503 on /health/ready), so
+// that load balancers and registries stop routing to it; it should be at least
+// the propagation time of your discovery system. With a registry
+// ([WithRegistry]) the instance is deregistered during the drain delay, and
+// given at least 1 s for it. timeout bounds http.Server.Shutdown, which waits
+// for in-flight requests; connections still open after it are closed. The
+// defaults are [DefaultDrainDelay], 5 s, and [DefaultShutdownTimeout], 15 s.
+// A negative value keeps the default.
+//
+// Run returns within the drain delay (at least 1 s with a registry), plus
+// timeout, plus the stop timeout ([WithStopTimeout], 5 s): 25 s with the
+// defaults, inside Kubernetes' default 30 s grace period, provided that the
+// registry, the OnStop hooks and the exporters honour their contexts.
 func WithShutdown(drainDelay, timeout time.Duration) Option {
 	return func(c *config) {
 		if drainDelay >= 0 {
@@ -180,6 +191,22 @@ func WithShutdown(drainDelay, timeout time.Duration) Option {
 		if timeout >= 0 {
 			c.shutdownTimeout = timeout
 		}
+	}
+}
+
+// WithStopTimeout bounds the last steps of a graceful stop, which run after
+// http.Server.Shutdown (see [WithShutdown]), all together: the OnStop hooks,
+// whose context ends after four fifths of d, then the admin listener's
+// shutdown and the flush of the telemetry providers the Service built, in
+// what remains of d (at least a fifth, so a hook that uses all its time
+// leaves the flush its share). The default is [DefaultStopTimeout], 5 s; 0
+// means the default, and a negative d makes [New] fail.
+func WithStopTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d == 0 {
+			d = DefaultStopTimeout
+		}
+		c.stopTimeout = d
 	}
 }
 

@@ -34,6 +34,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"nil option", "users", []service.Option{nil}, "nil option"},
 		{"empty address", "users", []service.Option{service.WithAddr("")}, "empty address"},
 		{"nil middleware", "users", []service.Option{service.WithMiddleware(nil)}, "nil middleware"},
+		{"negative stop timeout", "users", []service.Option{service.WithStopTimeout(-time.Second)}, "negative stop timeout"},
 		{"duplicate check", "users", []service.Option{
 			service.WithHealthCheck("db", health.CheckerFunc(func(context.Context) error { return nil })),
 			service.WithHealthCheck("db", health.CheckerFunc(func(context.Context) error { return nil })),
