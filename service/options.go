@@ -46,16 +46,10 @@ const (
 // Option configures a [Service]. Options are applied in order by [New].
 type Option func(*config)
 
-// Hook is a pair of functions run around serving. OnStart hooks run in the order
-// they were given, after the listener is bound and before the first request is
-// served; OnStop hooks run in reverse order after the server has shut down. When an
-// OnStart fails, the OnStop of every hook started before it runs, and Run returns.
-// Either function may be nil.
-type Hook struct {
-	// OnStart runs with Run's context. A non-nil error stops the start.
-	OnStart func(ctx context.Context) error
-	// OnStop runs with a context bounded by the stop timeout ([WithStopTimeout]).
-	OnStop func(ctx context.Context) error
+// hook is one WithOnStart or WithOnStop; exactly one of its functions is set.
+type hook struct {
+	start func(ctx context.Context) error
+	stop  func(ctx context.Context) error
 }
 
 type healthCheck struct {
@@ -76,7 +70,7 @@ type config struct {
 	drainDelay      time.Duration
 	shutdownTimeout time.Duration
 	stopTimeout     time.Duration
-	hooks           []Hook
+	hooks           []hook
 	accessLog       bool
 	registry        discovery.Registry
 	clientOpts      []discovery.ClientOption
@@ -210,20 +204,25 @@ func WithStopTimeout(d time.Duration) Option {
 	}
 }
 
-// WithHook adds a start and stop hook; see [Hook] for the order they run in. The
-// default is none.
-func WithHook(h Hook) Option {
-	return func(c *config) { c.hooks = append(c.hooks, h) }
-}
-
-// WithOnStart adds a hook that runs at start; it is WithHook(Hook{OnStart: f}).
+// WithOnStart adds a hook that [Service.Run] calls with its context after
+// the listener is bound and before the first request is served. OnStart hooks
+// run in the order they are given; one that returns an error stops the start:
+// the OnStop hooks given before it run, in reverse order, and Run returns the
+// errors. Give each resource's WithOnStop right after its WithOnStart, so that
+// it is stopped exactly when it was started. The default is no hooks; a nil f
+// makes [New] fail.
 func WithOnStart(f func(ctx context.Context) error) Option {
-	return WithHook(Hook{OnStart: f})
+	return func(c *config) { c.hooks = append(c.hooks, hook{start: f}) }
 }
 
-// WithOnStop adds a hook that runs at stop; it is WithHook(Hook{OnStop: f}).
+// WithOnStop adds a hook that [Service.Run] calls after the server has shut
+// down. OnStop hooks run in the reverse of the order they are given, every one
+// of them whatever the others return, with a context that ends within the stop
+// timeout (see [WithStopTimeout]); Run returns their errors. After a failed
+// start only those given before the failing OnStart run (see [WithOnStart]).
+// The default is no hooks; a nil f makes [New] fail.
 func WithOnStop(f func(ctx context.Context) error) Option {
-	return WithHook(Hook{OnStop: f})
+	return func(c *config) { c.hooks = append(c.hooks, hook{stop: f}) }
 }
 
 // WithAccessLog turns the access log on or off. The default is on: one line per

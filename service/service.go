@@ -84,6 +84,11 @@ func New(name string, opts ...Option) (*Service, error) {
 	if cfg.stopTimeout < 0 {
 		return nil, fmt.Errorf("service %q: negative stop timeout %v", name, cfg.stopTimeout)
 	}
+	for _, h := range cfg.hooks {
+		if h.start == nil && h.stop == nil {
+			return nil, fmt.Errorf("service %q: nil hook", name)
+		}
+	}
 	for _, mw := range cfg.middleware {
 		if mw == nil {
 			return nil, fmt.Errorf("service %q: nil middleware", name)
@@ -495,33 +500,46 @@ func (s *Service) listen(ctx context.Context) (net.Listener, error) {
 	return ln, nil
 }
 
-// start runs the OnStart hooks in order and returns how many hooks started.
+// start runs the OnStart hooks in order and returns how many hooks (of
+// either kind) came before the first that failed: the OnStop hooks among them
+// are the ones to run.
 func (s *Service) start(ctx context.Context) (int, error) {
+	n := 0
 	for i, h := range s.cfg.hooks {
-		if h.OnStart == nil {
+		if h.start == nil {
 			continue
 		}
-		if err := h.OnStart(ctx); err != nil {
-			return i, fmt.Errorf("service %q: start hook %d: %w", s.name, i, err)
+		n++
+		if err := h.start(ctx); err != nil {
+			return i, fmt.Errorf("service %q: start hook %d: %w", s.name, n, err)
 		}
 	}
 	return len(s.cfg.hooks), nil
 }
 
-// stop runs the OnStop hooks of the first n hooks in reverse order, all of them
-// whatever any returns, under one deadline: four fifths of the stop timeout
-// before stopBy, so that what runs after them (the admin listener's shutdown,
-// the telemetry flush) keeps the last fifth.
+// stop runs the OnStop hooks among the first n hooks in reverse order, all of
+// them whatever any returns, under one deadline: four fifths of the stop
+// timeout before stopBy, so that what runs after them (the admin listener's
+// shutdown, the telemetry flush) keeps the last fifth.
 func (s *Service) stop(n int, stopBy time.Time) error {
 	ctx, cancel := context.WithDeadline(context.Background(), stopBy.Add(-s.cfg.stopTimeout/5))
 	defer cancel()
 	var errs []error
-	for i := n - 1; i >= 0; i-- {
-		if f := s.cfg.hooks[i].OnStop; f != nil {
-			if err := f(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("service %q: stop hook %d: %w", s.name, i, err))
-			}
+	k := 0
+	for _, h := range s.cfg.hooks[:n] {
+		if h.stop != nil {
+			k++
 		}
+	}
+	for i := n - 1; i >= 0; i-- {
+		f := s.cfg.hooks[i].stop
+		if f == nil {
+			continue
+		}
+		if err := f(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("service %q: stop hook %d: %w", s.name, k, err))
+		}
+		k--
 	}
 	return errors.Join(errs...)
 }
