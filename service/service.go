@@ -134,12 +134,12 @@ func New(name string, opts ...Option) (*Service, error) {
 			_ = tel.shutdown(time.Second)
 			return nil, fmt.Errorf("service %q: %w", name, err)
 		}
-		s.admin = Recover(logger)(admin)
+		s.admin = Recover(logger)(muxErrors(admin))
 	} else if tel.metrics != nil {
 		s.metricsRoute = "GET " + cfg.metricsPath
 		s.Handle(s.metricsRoute, tel.metrics)
 	}
-	s.handler = s.stack(s.mux)
+	s.handler = s.stack(s.routes())
 	return s, nil
 }
 
@@ -279,7 +279,7 @@ func routeRecorder(pattern string, h http.Handler) http.Handler {
 	rt := newRouteTelemetry(pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rec := findRecorder(w); rec != nil {
-			rec.route, rec.rt = r.Pattern, rt
+			rec.route, rec.rt, rec.unrouted = r.Pattern, rt, nil
 		}
 		rt.record(r)
 		h.ServeHTTP(w, r)
