@@ -36,7 +36,9 @@
 // # Health
 //
 // Every Service serves GET /health/live, GET /health/ready and GET /health from a
-// [health.Monitor]: see [WithHealthCheck] and [Service.Health].
+// [health.Monitor]: see [WithHealthCheck] and [Service.Health]. On the public
+// listener they name each check and its status, never its error, which can name
+// internal hosts; the admin listener ([WithAdminAddr]) serves the full report.
 //
 // # Calling other services
 //

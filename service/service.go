@@ -129,7 +129,7 @@ func New(name string, opts ...Option) (*Service, error) {
 	s.Handle("GET "+ReadyPath, mon.ReadyHandler())
 	s.Handle("GET "+HealthPath, mon.DetailHandler())
 	if cfg.adminAddr != "" {
-		admin, err := adminMux(tel.metrics, cfg.metricsPath, cfg.pprof)
+		admin, err := adminMux(mon.DetailHandler(health.WithCheckErrors()), tel.metrics, cfg.metricsPath, cfg.pprof)
 		if err != nil {
 			_ = tel.shutdown(time.Second)
 			return nil, fmt.Errorf("service %q: %w", name, err)
