@@ -64,8 +64,10 @@ func ExampleCheckerFunc() {
 		return
 	}
 	m.SetState(health.StateServing)
-	get(m.ReadyHandler(), "/health/ready")
+	get(m.ReadyHandler(), "/health/ready")                         // public: the failing check's name
+	get(m.ReadyHandler(health.WithCheckErrors()), "/health/ready") // private: its error too
 	// Output:
+	// 503 {"title":"Service Unavailable","status":503,"detail":"critical check failing: queue","state":"serving"}
 	// 503 {"title":"Service Unavailable","status":503,"detail":"critical check failing: queue: queue backlog 12000 over 10000","state":"serving"}
 }
 
@@ -109,8 +111,12 @@ func ExampleMonitor_DetailHandler() {
 	}))
 	m.SetState(health.StateServing)
 
+	// Public: each check's name and status.
+	get(m.DetailHandler(), "/health")
+
+	// Private (an admin listener): the checks in full.
 	rec := httptest.NewRecorder()
-	m.DetailHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+	m.DetailHandler(health.WithCheckErrors()).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
 	var rep health.Report
 	if err := json.NewDecoder(rec.Body).Decode(&rep); err != nil {
 		fmt.Println(err)
@@ -122,6 +128,7 @@ func ExampleMonitor_DetailHandler() {
 		fmt.Printf("%s critical=%v %s %q\n", r.Name, r.Critical, r.Status, r.Error)
 	}
 	// Output:
+	// 503 {"status":"fail","state":"serving","ready":false,"checks":[{"name":"db","status":"pass"},{"name":"payments","status":"fail"}]}
 	// 503 application/json
 	// fail serving false
 	// db critical=true pass ""

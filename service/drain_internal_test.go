@@ -15,7 +15,7 @@ import (
 )
 
 // TestDrainServesWhileUnready holds a Service in its drain delay (the drain
-// timer is the test's) and looks at it from outside: it has left the registry,
+// timer is the test's) and looks at it from outside: it leaves the registry,
 // readiness is 503, liveness 200, and new requests are still served, with
 // keep-alives off so callers move on.
 func TestDrainServesWhileUnready(t *testing.T) {
@@ -81,7 +81,16 @@ func TestDrainServesWhileUnready(t *testing.T) {
 	if got := svc.Health().State(); got != health.StateDraining {
 		t.Fatalf("state during drain = %v, want draining", got)
 	}
-	// Deregistered before the drain, so while the listener still serves.
+	// Deregistered during the drain, so while the listener still serves.
+	for {
+		set, v, err := reg.Watch(watchCtx, "test", version)
+		if err != nil {
+			t.Fatalf("the instance was not deregistered during the drain: %v", err)
+		}
+		if version = v; len(set) == 0 {
+			break
+		}
+	}
 	if got, err := reg.Resolve(context.Background(), "test"); !errors.Is(err, discovery.ErrNoInstances) {
 		t.Fatalf("during the drain the registry still has %v", got)
 	}

@@ -29,9 +29,12 @@ const (
 	// turned unready, so that load balancers and registries stop sending to it
 	// ([WithShutdown]).
 	DefaultDrainDelay = 5 * time.Second
-	// DefaultShutdownTimeout bounds http.Server.Shutdown and then the OnStop hooks
-	// ([WithShutdown]).
+	// DefaultShutdownTimeout bounds http.Server.Shutdown ([WithShutdown]).
 	DefaultShutdownTimeout = 15 * time.Second
+	// DefaultStopTimeout bounds what runs after http.Server.Shutdown: the OnStop
+	// hooks, the admin listener's shutdown and the telemetry flush
+	// ([WithStopTimeout]).
+	DefaultStopTimeout = 5 * time.Second
 	// DefaultReadHeaderTimeout is http.Server.ReadHeaderTimeout.
 	DefaultReadHeaderTimeout = 10 * time.Second
 	// DefaultIdleTimeout is http.Server.IdleTimeout.
@@ -44,16 +47,10 @@ const (
 // Option configures a [Service]. Options are applied in order by [New].
 type Option func(*config)
 
-// Hook is a pair of functions run around serving. OnStart hooks run in the order
-// they were given, after the listener is bound and before the first request is
-// served; OnStop hooks run in reverse order after the server has shut down. When an
-// OnStart fails, the OnStop of every hook started before it runs, and Run returns.
-// Either function may be nil.
-type Hook struct {
-	// OnStart runs with Run's context. A non-nil error stops the start.
-	OnStart func(ctx context.Context) error
-	// OnStop runs with a context bounded by the shutdown timeout.
-	OnStop func(ctx context.Context) error
+// hook is one WithOnStart or WithOnStop; exactly one of its functions is set.
+type hook struct {
+	start func(ctx context.Context) error
+	stop  func(ctx context.Context) error
 }
 
 type healthCheck struct {
@@ -73,7 +70,8 @@ type config struct {
 	bodyLimit       int64
 	drainDelay      time.Duration
 	shutdownTimeout time.Duration
-	hooks           []Hook
+	stopTimeout     time.Duration
+	hooks           []hook
 	accessLog       bool
 	registry        discovery.Registry
 	resolver        discovery.Resolver // nil: the registry
@@ -100,6 +98,7 @@ func defaultConfig() config {
 		bodyLimit:       DefaultBodyLimit,
 		drainDelay:      DefaultDrainDelay,
 		shutdownTimeout: DefaultShutdownTimeout,
+		stopTimeout:     DefaultStopTimeout,
 		accessLog:       true,
 		metricsPath:     DefaultMetricsPath,
 	}
@@ -167,13 +166,19 @@ func WithBodyLimit(n int64) Option {
 }
 
 // WithShutdown sets the two timings of a graceful stop. drainDelay is how long
-// the Service keeps serving after it turns unready (503 on /health/ready) and has
-// deregistered, so that load balancers and registries stop routing to it; it
-// should be at least the propagation time of your discovery system. timeout bounds
-// http.Server.Shutdown, which waits for in-flight requests, and then separately
-// bounds the OnStop hooks. The defaults are [DefaultDrainDelay], 5 s, and
-// [DefaultShutdownTimeout], 15 s: 20 s in all, inside Kubernetes' default 30 s
-// grace period. A negative value keeps the default.
+// the Service keeps serving after it turns unready (503 on /health/ready), so
+// that load balancers and registries stop routing to it; it should be at least
+// the propagation time of your discovery system. With a registry
+// ([WithRegistry]) the instance is deregistered during the drain delay, and
+// given at least 1 s for it. timeout bounds http.Server.Shutdown, which waits
+// for in-flight requests; connections still open after it are closed. The
+// defaults are [DefaultDrainDelay], 5 s, and [DefaultShutdownTimeout], 15 s.
+// A negative value keeps the default.
+//
+// Run returns within the drain delay (at least 1 s with a registry), plus
+// timeout, plus the stop timeout ([WithStopTimeout], 5 s): 25 s with the
+// defaults, inside Kubernetes' default 30 s grace period, provided that the
+// registry, the OnStop hooks and the exporters honour their contexts.
 func WithShutdown(drainDelay, timeout time.Duration) Option {
 	return func(c *config) {
 		if drainDelay >= 0 {
@@ -185,20 +190,41 @@ func WithShutdown(drainDelay, timeout time.Duration) Option {
 	}
 }
 
-// WithHook adds a start and stop hook; see [Hook] for the order they run in. The
-// default is none.
-func WithHook(h Hook) Option {
-	return func(c *config) { c.hooks = append(c.hooks, h) }
+// WithStopTimeout bounds the last steps of a graceful stop, which run after
+// http.Server.Shutdown (see [WithShutdown]), all together: the OnStop hooks,
+// whose context ends after four fifths of d, then the admin listener's
+// shutdown and the flush of the telemetry providers the Service built, in
+// what remains of d (at least a fifth, so a hook that uses all its time
+// leaves the flush its share). The default is [DefaultStopTimeout], 5 s; 0
+// means the default, and a negative d makes [New] fail.
+func WithStopTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d == 0 {
+			d = DefaultStopTimeout
+		}
+		c.stopTimeout = d
+	}
 }
 
-// WithOnStart adds a hook that runs at start; it is WithHook(Hook{OnStart: f}).
+// WithOnStart adds a hook that [Service.Run] calls with its context after
+// the listener is bound and before the first request is served. OnStart hooks
+// run in the order they are given; one that returns an error stops the start:
+// the OnStop hooks given before it run, in reverse order, and Run returns the
+// errors. Give each resource's WithOnStop right after its WithOnStart, so that
+// it is stopped exactly when it was started. The default is no hooks; a nil f
+// makes [New] fail.
 func WithOnStart(f func(ctx context.Context) error) Option {
-	return WithHook(Hook{OnStart: f})
+	return func(c *config) { c.hooks = append(c.hooks, hook{start: f}) }
 }
 
-// WithOnStop adds a hook that runs at stop; it is WithHook(Hook{OnStop: f}).
+// WithOnStop adds a hook that [Service.Run] calls after the server has shut
+// down. OnStop hooks run in the reverse of the order they are given, every one
+// of them whatever the others return, with a context that ends within the stop
+// timeout (see [WithStopTimeout]); Run returns their errors. After a failed
+// start only those given before the failing OnStart run (see [WithOnStart]).
+// The default is no hooks; a nil f makes [New] fail.
 func WithOnStop(f func(ctx context.Context) error) Option {
-	return WithHook(Hook{OnStop: f})
+	return func(c *config) { c.hooks = append(c.hooks, hook{stop: f}) }
 }
 
 // WithAccessLog turns the access log on or off. The default is on: one line per

@@ -89,9 +89,11 @@ func WithMetricsPath(path string) Option {
 	return func(c *config) { c.metricsPath, c.metricsPathSet = path, true }
 }
 
-// WithAdminAddr makes the Service serve its metrics endpoint and, with
-// [WithPprof], the profiling endpoints, on a second listener at addr (such as
-// "127.0.0.1:9090" or ":9090") that is kept off the public port. Run binds it
+// WithAdminAddr makes the Service serve its metrics endpoint, the full health
+// report at GET /health, each check's error included (see
+// [health.WithCheckErrors]; the public /health shows names and statuses alone),
+// and, with [WithPprof], the profiling endpoints, on a second listener at addr
+// (such as "127.0.0.1:9090" or ":9090") that is kept off the public port. Run binds it
 // next to the main listener, failing at once when it is taken, and shuts it
 // down when everything else has stopped, so metrics can be scraped while the
 // Service drains. The default is "": no admin listener, and the metrics
