@@ -3,7 +3,7 @@ package service
 import (
 	"net/http"
 
-	"github.com/pier-go/pier/internal/problem"
+	"github.com/pier-go/pier/problem"
 )
 
 // routes returns the Service's mux as the innermost handler of its stack,
