@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/budget"
-	"github.com/failsafe-go/failsafe-go/failsafehttp"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 )
 
@@ -168,13 +168,13 @@ type failsafeBudget interface {
 	ReleasePermit()
 }
 
-// delay returns the Retry-After delay when the response has one (failsafehttp's
-// DelayFunc), else a fully jittered exponential backoff. failsafe-go's own
+// delay returns the Retry-After delay when the response has one (at most the
+// cap; a longer one aborts the retries first), else a fully jittered exponential backoff. failsafe-go's own
 // jitter options add or subtract a share of the delay, which is not full jitter,
 // so the backoff is computed here.
 func (c *retryConfig) delay(exec failsafe.ExecutionAttempt[*http.Response]) time.Duration {
-	if d := failsafehttp.DelayFunc(exec); d >= 0 {
-		return d
+	if s, ok := retryAfterSeconds(exec.LastResult()); ok && s <= c.maxRetryAfterSeconds() {
+		return time.Duration(s) * time.Second
 	}
 	ceiling := c.base
 	for i := 0; i < exec.Retries() && ceiling < c.max; i++ {
@@ -184,17 +184,18 @@ func (c *retryConfig) delay(exec failsafe.ExecutionAttempt[*http.Response]) time
 }
 
 // retryAfterTooLong reports whether resp asks the client to wait longer than
-// the policy will, or than the caller's deadline leaves. It parses Retry-After
-// as failsafehttp.DelayFunc does (delta-seconds on a 429 or 503), since that
-// function needs an execution, which an abort condition is not given.
+// the policy will, or than the caller's deadline leaves. Retry-After is
+// compared in whole seconds before it becomes a time.Duration, which a large
+// value would overflow.
 func (c *retryConfig) retryAfterTooLong(resp *http.Response, _ error) bool {
-	d, ok := retryAfter(resp)
+	s, ok := retryAfterSeconds(resp)
 	if !ok {
 		return false
 	}
-	if d > c.maxRetryAfter {
+	if s > c.maxRetryAfterSeconds() {
 		return true
 	}
+	d := time.Duration(s) * time.Second // s is at most the cap's seconds: no overflow
 	if resp.Request != nil {
 		if deadline, ok := resp.Request.Context().Deadline(); ok && time.Until(deadline) <= d {
 			return true
@@ -203,20 +204,35 @@ func (c *retryConfig) retryAfterTooLong(resp *http.Response, _ error) bool {
 	return false
 }
 
-// retryAfter returns the delay a 429 or 503 response's Retry-After asks for.
-func retryAfter(resp *http.Response) (time.Duration, bool) {
+// maxRetryAfterSeconds is the longest Retry-After honoured, in whole seconds.
+func (c *retryConfig) maxRetryAfterSeconds() int64 {
+	return int64(c.maxRetryAfter / time.Second)
+}
+
+// retryAfterSeconds returns the delay, in seconds, that a 429 or 503
+// response's Retry-After asks for in its delta-seconds form (RFC 9110 section
+// 10.2.3: digits only). A value too large for an int64 is math.MaxInt64: a
+// very long delay, not an invalid one. failsafehttp.DelayFunc is not used: it
+// multiplies the seconds into a time.Duration, which overflows past
+// 9223372036 s.
+func retryAfterSeconds(resp *http.Response) (int64, bool) {
 	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
 		return 0, false
 	}
 	v := resp.Header["Retry-After"]
-	if len(v) == 0 {
+	if len(v) == 0 || v[0] == "" {
 		return 0, false
 	}
-	s, err := strconv.Atoi(v[0])
-	if err != nil || s < 0 {
-		return 0, false
+	for i := 0; i < len(v[0]); i++ {
+		if v[0][i] < '0' || v[0][i] > '9' {
+			return 0, false
+		}
 	}
-	return time.Duration(s) * time.Second, true
+	s, err := strconv.ParseInt(v[0], 10, 64)
+	if err != nil { // digits only, so the range: saturate
+		return math.MaxInt64, true
+	}
+	return s, true
 }
 
 // scheduled closes the response that is about to be discarded, then calls the

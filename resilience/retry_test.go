@@ -417,3 +417,39 @@ func TestRetryBudgetErrorThroughClient(t *testing.T) {
 		t.Fatalf("err = %#v, want *url.Error{Err: budget.ErrExceeded}", err)
 	}
 }
+
+// TestHugeRetryAfterOverflow is the regression test for a Retry-After
+// so large that converting it to a time.Duration overflowed: 9223372037
+// seconds became a negative delay and 18446744074 a delay of 0.29 s, so a
+// server asking for a long pause was retried at once. A Retry-After past the
+// cap, however large, stops the retries and returns the response.
+func TestHugeRetryAfterOverflow(t *testing.T) {
+	t.Parallel()
+	for _, retryAfter := range []string{
+		"11",                   // just past the 10 s cap
+		"9223372037",           // * time.Second overflows to a negative delay
+		"18446744074",          // * time.Second wraps to 0.29 s
+		"99999999999999999999", // past int64 altogether
+	} {
+		t.Run(retryAfter, func(t *testing.T) {
+			t.Parallel()
+			var attempts atomic.Int64
+			srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				attempts.Add(1)
+				w.Header().Set("Retry-After", retryAfter)
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}))
+			rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry))
+			req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != retryAfter || attempts.Load() != 1 {
+				t.Fatalf("got %d (Retry-After %q) after %d attempts, want the 503 at once, not retried",
+					resp.StatusCode, resp.Header.Get("Retry-After"), attempts.Load())
+			}
+		})
+	}
+}
