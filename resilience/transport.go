@@ -43,20 +43,24 @@ var (
 //
 // # Which requests are sent more than once
 //
-// Retry and hedge policies (those built by failsafe-go's retrypolicy and
-// hedgepolicy builders, which includes [NewRetryBuilder] and [NewHedgeBuilder],
-// and any policy with a method Unwrap() failsafe.Policy[*http.Response] that
-// returns one, so that a policy wrapping another is recognised too) apply only
-// to requests that are [Idempotent] and whose body can be sent again; every
-// other request runs through the remaining policies alone, exactly once. Such
-// a request therefore never meets the retry or hedge policy's budget either:
-// it takes no permit, is never refused with [budget.ErrExceeded], and does not
-// count among the executions in flight that the budget's rate is a share of. A body can be sent
-// again when the request has none, or has GetBody (http.NewRequest sets it for
-// bytes and strings readers), or is at most 1 MiB: such a body is read into
-// memory before the first attempt. A larger body without GetBody is streamed once,
+// Retry and hedge policies apply only to requests that are [Idempotent] and
+// whose body can be sent again; every other request runs through the remaining
+// policies alone, exactly once. A policy counts as one when failsafe-go's
+// retrypolicy or hedgepolicy builders built it, as [NewRetryBuilder] and
+// [NewHedgeBuilder] do, or when it wraps one and says so with a method
+//
+//	Unwrap() failsafe.Policy[*http.Response]
+//
+// so that a decorator of a user's own is not missed. A body can be sent again
+// when the request has none, or has GetBody (http.NewRequest sets it for bytes
+// and strings readers), or is at most 1 MiB: such a body is read into memory
+// before the first attempt. A larger body without GetBody is streamed once,
 // with no retry or hedge. The executors for both kinds of request are built
 // here, once.
+//
+// A request sent once never meets the retry or hedge policy's budget either:
+// it takes no permit, is never refused with [budget.ErrExceeded], and is not
+// counted among the executions in flight that the budget's rate is a share of.
 //
 // # Attempts
 //
