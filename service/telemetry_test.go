@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -495,7 +496,7 @@ func TestLoadSheddingIsCountedAndSparesProbes(t *testing.T) {
 			entered <- struct{}{}
 			<-release
 		})
-	}, service.WithLoadShedding(resilience.WithShedLimits(1, 1, 1)))
+	}, service.WithLoadShedding(resilience.WithShedLimiter(adaptivelimiter.NewBuilder[*http.Response]().WithLimits(1, 1, 1).Build())))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // holds the only permit
