@@ -67,7 +67,7 @@ func ExampleTransport() {
 		attempts.Store(0)
 		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{"item":42}`))
 		if key != "" {
-			req.Header.Set(resilience.IdempotencyKeyHeader, key)
+			req.Header.Set("Idempotency-Key", key)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -349,7 +349,7 @@ func ExampleIdempotent() {
 	get, _ := http.NewRequest(http.MethodGet, "http://users/users/42", nil)
 	post, _ := http.NewRequest(http.MethodPost, "http://orders/orders", nil)
 	fmt.Println(resilience.Idempotent(get), resilience.Idempotent(post))
-	post.Header.Set(resilience.IdempotencyKeyHeader, "order-7")
+	post.Header.Set("Idempotency-Key", "order-7")
 	fmt.Println(resilience.Idempotent(post))
 	// Output:
 	// true false

@@ -111,7 +111,7 @@ func TestRetryOnlyIdempotentRequests(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.key {
-				req.Header.Set(resilience.IdempotencyKeyHeader, "order-7")
+				req.Header.Set("Idempotency-Key", "order-7")
 			}
 			resp, err := rt.RoundTrip(req)
 			if err != nil {
