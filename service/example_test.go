@@ -31,7 +31,7 @@ func ExampleNew() {
 	svc, err := service.New("users",
 		service.WithListener(ln),
 		service.WithLogger(slog.New(slog.DiscardHandler)),
-		service.WithShutdown(0, 5*time.Second), // no drain delay: nothing routes to it
+		service.WithoutDrainDelay(), service.WithShutdown(0, 5*time.Second), // no drain delay: nothing routes to it
 	)
 	if err != nil {
 		fmt.Println(err)
@@ -196,7 +196,7 @@ func ExampleWithRegistry() {
 		service.WithLogger(slog.New(slog.DiscardHandler)),
 		service.WithRegistry(reg),
 		service.WithInstanceID("users-1"),
-		service.WithShutdown(0, 5*time.Second),
+		service.WithoutDrainDelay(), service.WithShutdown(0, 5*time.Second),
 	)
 	if err != nil {
 		fmt.Println(err)

@@ -1,7 +1,9 @@
 package service
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -66,13 +68,16 @@ type config struct {
 	logger          *slog.Logger
 	checks          []healthCheck
 	middleware      []func(http.Handler) http.Handler
-	requestTimeout  time.Duration
+	requestTimeout  time.Duration // 0 until resolve: the default
 	bodyLimit       int64
 	drainDelay      time.Duration
 	shutdownTimeout time.Duration
 	stopTimeout     time.Duration
+	noTimeout       bool // WithoutRequestTimeout
+	noBodyLimit     bool // WithoutBodyLimit
+	noDrain         bool // WithoutDrainDelay
 	hooks           []hook
-	accessLog       bool
+	noAccessLog     bool
 	registry        discovery.Registry
 	resolver        discovery.Resolver // nil: the registry
 	clientOpts      []discovery.ClientOption
@@ -85,6 +90,7 @@ type config struct {
 	propagator     propagation.TextMapPropagator
 	metricsPath    string
 	metricsPathSet bool // WithMetricsPath was given
+	noMetrics      bool // WithoutMetricsEndpoint
 	adminAddr      string
 	pprof          bool
 	shed           bool
@@ -92,16 +98,48 @@ type config struct {
 }
 
 func defaultConfig() config {
-	return config{
-		addr:            DefaultAddr,
-		requestTimeout:  DefaultRequestTimeout,
-		bodyLimit:       DefaultBodyLimit,
-		drainDelay:      DefaultDrainDelay,
-		shutdownTimeout: DefaultShutdownTimeout,
-		stopTimeout:     DefaultStopTimeout,
-		accessLog:       true,
-		metricsPath:     DefaultMetricsPath,
+	return config{addr: DefaultAddr}
+}
+
+// resolve checks the options' values and puts the defaults in place of the
+// zeros: zero means the default, a negative value is an error, and a
+// WithoutX option turns X off.
+func (c *config) resolve() error {
+	for _, v := range []struct {
+		name string
+		neg  bool
+		val  any
+	}{
+		{"request timeout", c.requestTimeout < 0, c.requestTimeout},
+		{"body limit", c.bodyLimit < 0, c.bodyLimit},
+		{"drain delay", c.drainDelay < 0, c.drainDelay},
+		{"shutdown timeout", c.shutdownTimeout < 0, c.shutdownTimeout},
+		{"stop timeout", c.stopTimeout < 0, c.stopTimeout},
+	} {
+		if v.neg {
+			return fmt.Errorf("negative %s %v", v.name, v.val)
+		}
 	}
+	c.requestTimeout = orDefault(c.requestTimeout, DefaultRequestTimeout, c.noTimeout)
+	c.bodyLimit = orDefault(c.bodyLimit, DefaultBodyLimit, c.noBodyLimit)
+	c.drainDelay = orDefault(c.drainDelay, DefaultDrainDelay, c.noDrain)
+	c.shutdownTimeout = cmp.Or(c.shutdownTimeout, DefaultShutdownTimeout)
+	c.stopTimeout = cmp.Or(c.stopTimeout, DefaultStopTimeout)
+	switch {
+	case c.noMetrics:
+		c.metricsPath = ""
+	case c.metricsPath == "":
+		c.metricsPath = DefaultMetricsPath
+	}
+	return nil
+}
+
+// orDefault is v, or def when v is zero, or zero when the thing is off.
+func orDefault[T int64 | time.Duration](v, def T, off bool) T {
+	if off {
+		return 0
+	}
+	return cmp.Or(v, def)
 }
 
 // WithAddr sets the TCP address to listen on, as in net.Listen("tcp", addr).
@@ -153,16 +191,33 @@ func WithMiddleware(mw ...func(http.Handler) http.Handler) Option {
 
 // WithRequestTimeout bounds each request's context; a handler still running at
 // the deadline gets a 503 problem response sent on its behalf (see [Timeout]). The
-// default is [DefaultRequestTimeout], 30 s; d <= 0 removes the bound.
+// default is [DefaultRequestTimeout], 30 s; 0 keeps it, a negative d makes
+// [New] fail, and [WithoutRequestTimeout] removes the bound.
 func WithRequestTimeout(d time.Duration) Option {
 	return func(c *config) { c.requestTimeout = d }
 }
 
+// WithoutRequestTimeout removes the Service's bound on each request: a
+// request's context then ends only when its client goes or when the caller's
+// deadline ([discovery.TimeoutHeader]) comes. The default is
+// [DefaultRequestTimeout].
+func WithoutRequestTimeout() Option {
+	return func(c *config) { c.noTimeout = true }
+}
+
 // WithBodyLimit sets the largest request body accepted, in bytes; larger bodies
-// get 413 (see [BodyLimit]). The default is [DefaultBodyLimit], 1 MiB; n <= 0
-// removes the limit.
+// get 413 (see [BodyLimit]). The default is [DefaultBodyLimit], 1 MiB; 0 keeps
+// it, a negative n makes [New] fail, and [WithoutBodyLimit] removes the limit.
 func WithBodyLimit(n int64) Option {
 	return func(c *config) { c.bodyLimit = n }
+}
+
+// WithoutBodyLimit removes the limit on request bodies, for a Service behind a
+// proxy that bounds them. [DecodeJSON] and the idempotency middleware still
+// hold a body they read to [DefaultBodyLimit]. The default is
+// [DefaultBodyLimit].
+func WithoutBodyLimit() Option {
+	return func(c *config) { c.noBodyLimit = true }
 }
 
 // WithShutdown sets the two timings of a graceful stop. drainDelay is how long
@@ -172,8 +227,9 @@ func WithBodyLimit(n int64) Option {
 // ([WithRegistry]) the instance is deregistered during the drain delay, and
 // given at least 1 s for it. timeout bounds http.Server.Shutdown, which waits
 // for in-flight requests; connections still open after it are closed. The
-// defaults are [DefaultDrainDelay], 5 s, and [DefaultShutdownTimeout], 15 s.
-// A negative value keeps the default.
+// defaults are [DefaultDrainDelay], 5 s, and [DefaultShutdownTimeout], 15 s;
+// a zero keeps its default and a negative value makes [New] fail.
+// [WithoutDrainDelay] skips the drain.
 //
 // Run returns within the drain delay (at least 1 s with a registry), plus
 // timeout, plus the stop timeout ([WithStopTimeout], 5 s): 25 s with the
@@ -181,13 +237,17 @@ func WithBodyLimit(n int64) Option {
 // registry, the OnStop hooks and the exporters honour their contexts.
 func WithShutdown(drainDelay, timeout time.Duration) Option {
 	return func(c *config) {
-		if drainDelay >= 0 {
-			c.drainDelay = drainDelay
-		}
-		if timeout >= 0 {
-			c.shutdownTimeout = timeout
-		}
+		c.drainDelay, c.shutdownTimeout = drainDelay, timeout
 	}
+}
+
+// WithoutDrainDelay makes a stopping Service shut its server down as soon as it
+// has turned unready, without waiting for callers to notice: for a Service
+// nothing routes to by discovery (a test, a one-process demo). With a
+// registry, deregistration still gets its 1 s. The default is
+// [DefaultDrainDelay].
+func WithoutDrainDelay() Option {
+	return func(c *config) { c.noDrain = true }
 }
 
 // WithStopTimeout bounds the last steps of a graceful stop, which run after
@@ -196,14 +256,9 @@ func WithShutdown(drainDelay, timeout time.Duration) Option {
 // shutdown and the flush of the telemetry providers the Service built, in
 // what remains of d (at least a fifth, so a hook that uses all its time
 // leaves the flush its share). The default is [DefaultStopTimeout], 5 s; 0
-// means the default, and a negative d makes [New] fail.
+// keeps it, and a negative d makes [New] fail.
 func WithStopTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d == 0 {
-			d = DefaultStopTimeout
-		}
-		c.stopTimeout = d
-	}
+	return func(c *config) { c.stopTimeout = d }
 }
 
 // WithOnStart adds a hook that [Service.Run] calls with its context after
@@ -227,10 +282,12 @@ func WithOnStop(f func(ctx context.Context) error) Option {
 	return func(c *config) { c.hooks = append(c.hooks, hook{stop: f}) }
 }
 
-// WithAccessLog turns the access log on or off. The default is on: one line per
-// request at Info (Error for 5xx; Debug for the health and metrics endpoints).
-func WithAccessLog(on bool) Option {
-	return func(c *config) { c.accessLog = on }
+// WithoutAccessLog turns the access log off, where a proxy or mesh already
+// logs every request: it is about half of what the built-in stack costs. The
+// default is on: one line per request at Info (Error for 5xx; Debug for the
+// health and metrics endpoints).
+func WithoutAccessLog() Option {
+	return func(c *config) { c.noAccessLog = true }
 }
 
 // WithClientOptions configures the client [Service.Client] returns. The default

@@ -81,8 +81,8 @@ func New(name string, opts ...Option) (*Service, error) {
 	if cfg.listener == nil && cfg.addr == "" {
 		return nil, fmt.Errorf("service %q: empty address", name)
 	}
-	if cfg.stopTimeout < 0 {
-		return nil, fmt.Errorf("service %q: negative stop timeout %v", name, cfg.stopTimeout)
+	if err := cfg.resolve(); err != nil {
+		return nil, fmt.Errorf("service %q: %w", name, err)
 	}
 	for _, h := range cfg.hooks {
 		if h.start == nil && h.stop == nil {
@@ -176,7 +176,7 @@ func (s *Service) stack(h http.Handler) http.Handler {
 	if s.cfg.shed {
 		h = s.shedding(h)
 	}
-	if s.cfg.accessLog {
+	if !s.cfg.noAccessLog {
 		h = accessLog(s.logger, s.isQuietRoute)(h)
 	}
 	h = s.begin(h)

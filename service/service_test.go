@@ -37,6 +37,10 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"nil start hook", "users", []service.Option{service.WithOnStart(nil)}, "nil hook"},
 		{"nil stop hook", "users", []service.Option{service.WithOnStop(nil)}, "nil hook"},
 		{"negative stop timeout", "users", []service.Option{service.WithStopTimeout(-time.Second)}, "negative stop timeout"},
+		{"negative request timeout", "users", []service.Option{service.WithRequestTimeout(-time.Second)}, "negative request timeout"},
+		{"negative body limit", "users", []service.Option{service.WithBodyLimit(-1)}, "negative body limit"},
+		{"negative drain delay", "users", []service.Option{service.WithShutdown(-time.Second, 0)}, "negative drain delay"},
+		{"negative shutdown timeout", "users", []service.Option{service.WithShutdown(0, -time.Second)}, "negative shutdown timeout"},
 		{"duplicate check", "users", []service.Option{
 			service.WithHealthCheck("db", health.CheckerFunc(func(context.Context) error { return nil })),
 			service.WithHealthCheck("db", health.CheckerFunc(func(context.Context) error { return nil })),
@@ -292,7 +296,7 @@ func TestShutdownTimeoutCutsStuckRequests(t *testing.T) {
 			close(entered)
 			<-r.Context().Done() // ends when the server closes the connection
 		})
-	}, service.WithShutdown(0, 50*time.Millisecond), service.WithRequestTimeout(0))
+	}, service.WithoutDrainDelay(), service.WithShutdown(0, 50*time.Millisecond), service.WithoutRequestTimeout())
 	failed := make(chan error, 1)
 	go func() {
 		resp, err := noKeepAlive().Get(r.url + "/stuck")
@@ -337,7 +341,7 @@ func TestRunContextValuesReachHandlersButNotItsCancellation(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, err := service.New("test", service.WithListener(ln), service.WithLogger(newLogger(&logBuffer{})),
-		service.WithShutdown(0, waitFor))
+		service.WithoutDrainDelay(), service.WithShutdown(0, waitFor))
 	if err != nil {
 		t.Fatal(err)
 	}

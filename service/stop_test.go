@@ -119,7 +119,7 @@ func TestStopHooksStarvedByEarlierSteps(t *testing.T) {
 			<-release // ignores its context: only the shutdown timeout ends it
 		})
 	}, service.WithRegistry(reg), service.WithShutdown(drainDelay, timeout), service.WithStopTimeout(stopBudget),
-		service.WithRequestTimeout(0), service.WithOnStop(hook), service.WithOnStop(hook))
+		service.WithoutRequestTimeout(), service.WithOnStop(hook), service.WithOnStop(hook))
 	t.Cleanup(func() { close(release) })
 	waitUntil(t, "the instance is registered", func() bool { return len(resolved(reg, "test")) == 1 })
 	failed := make(chan error, 1)

@@ -82,11 +82,21 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 
 // WithMetricsPath sets the path of the Prometheus text endpoint, served on
 // the main listener or, with [WithAdminAddr], on the admin listener. The
-// default is [DefaultMetricsPath], "/metrics"; "" turns the endpoint off. The
-// path must start with "/". Requests for it are not traced, not measured and
-// logged at Debug, like the health probes.
+// default is [DefaultMetricsPath], "/metrics"; "" keeps it, and
+// [WithoutMetricsEndpoint] turns the endpoint off. The path must start with
+// "/". Requests for it are not traced, not measured and logged at Debug, like
+// the health probes.
 func WithMetricsPath(path string) Option {
 	return func(c *config) { c.metricsPath, c.metricsPathSet = path, true }
+}
+
+// WithoutMetricsEndpoint turns the Prometheus endpoint off, and with it the
+// meter provider the Service builds for it (unless OTEL_METRICS_EXPORTER asks
+// for one): HTTP metrics then go to the global provider. The default is
+// [DefaultMetricsPath] on the main listener, or on the admin listener with
+// [WithAdminAddr].
+func WithoutMetricsEndpoint() Option {
+	return func(c *config) { c.noMetrics = true }
 }
 
 // WithAdminAddr makes the Service serve its metrics endpoint, the full health

@@ -363,7 +363,7 @@ func TestMetricsPathOptions(t *testing.T) {
 	t.Parallel()
 	t.Run("off", func(t *testing.T) {
 		t.Parallel()
-		r := start(t, userRoute, service.WithMetricsPath(""))
+		r := start(t, userRoute, service.WithoutMetricsEndpoint())
 		if code, _, _ := get(t, noKeepAlive(), r.url+"/metrics"); code != http.StatusNotFound {
 			t.Fatalf("GET /metrics = %d, want 404", code)
 		}
@@ -394,7 +394,7 @@ func TestNewRejectsConflictingTelemetryOptions(t *testing.T) {
 		})
 	}
 	// A meter provider of the user's turns the endpoint off without fuss.
-	if _, err := service.New("test", service.WithMeterProvider(metricnoop.NewMeterProvider()), service.WithMetricsPath("")); err != nil {
+	if _, err := service.New("test", service.WithMeterProvider(metricnoop.NewMeterProvider()), service.WithoutMetricsEndpoint()); err != nil {
 		t.Fatal(err)
 	}
 }

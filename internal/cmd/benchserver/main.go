@@ -77,13 +77,18 @@ func run() error {
 		}
 		defer devnull.Close()
 		logger := slog.New(slog.NewJSONHandler(devnull, nil))
-		svc, err := service.New("users",
+		opts := []service.Option{
 			service.WithAddr(*addr),
 			service.WithLogger(logger),
-			service.WithAccessLog(*mode == "service"),
-			service.WithRequestTimeout(map[bool]time.Duration{true: 0, false: service.DefaultRequestTimeout}[*mode == "service-min"]),
-			service.WithShutdown(0, time.Second),
-		)
+			service.WithShutdown(0, time.Second), service.WithoutDrainDelay(),
+		}
+		if *mode != "service" {
+			opts = append(opts, service.WithoutAccessLog())
+		}
+		if *mode == "service-min" {
+			opts = append(opts, service.WithoutRequestTimeout())
+		}
+		svc, err := service.New("users", opts...)
 		if err != nil {
 			return err
 		}
