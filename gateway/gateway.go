@@ -128,7 +128,7 @@ func (g *Gateway) setRoutes(routes []Route, lines []int) error {
 // compile validates routes and finishes them for this gateway, reusing the
 // rate limiters of old routes with the same name and limit.
 func (g *Gateway) compile(routes []Route, lines []int) (*table, error) {
-	t, err := buildTable(routes, lines)
+	t, err := buildTable(routes, "", lines)
 	if err != nil {
 		return nil, err
 	}

@@ -90,8 +90,11 @@ func LoadRoutes(name string, data []byte) ([]Route, error) {
 		r, err := s.route()
 		if err != nil {
 			var re *RouteError
-			if errors.As(err, &re) && i < len(lines) {
-				re.Line = lines[i]
+			if errors.As(err, &re) {
+				re.File = name
+				if i < len(lines) {
+					re.Line = lines[i]
+				}
 			}
 			errs = append(errs, err)
 			continue
@@ -99,10 +102,10 @@ func LoadRoutes(name string, data []byte) ([]Route, error) {
 		routes = append(routes, r)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("gateway: %s: %w", name, errors.Join(errs...))
+		return nil, errors.Join(errs...)
 	}
-	if _, err := buildTable(routes, lines); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if _, err := buildTable(routes, name, lines); err != nil {
+		return nil, err
 	}
 	return routes, nil
 }
@@ -173,8 +176,8 @@ func decodeJSON(data []byte, f *fileSpec) error {
 // dupJSONKeys refuses a JSON object that holds a key twice, which
 // encoding/json would silently resolve to the last.
 func dupJSONKeys(data []byte) error {
-	var n yaml.Node
-	if err := yaml.Unmarshal(data, &n); err != nil {
+	var v any
+	if err := yaml.Unmarshal(data, &v); err != nil {
 		return err // yaml.v3 refuses duplicate mapping keys, naming both lines
 	}
 	return nil

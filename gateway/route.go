@@ -191,7 +191,9 @@ type RouteError struct {
 	Route string
 	// Field is the Route field at fault, such as "Prefix".
 	Field string
-	// Line is the route's line in the file [LoadRoutes] read, or 0.
+	// File is the name of the file [LoadRoutes] read, or "".
+	File string
+	// Line is the route's line in that file, or 0.
 	Line int
 	// Err says what is wrong.
 	Err error
@@ -200,8 +202,11 @@ type RouteError struct {
 // Error names the route, the field and, when known, the line.
 func (e *RouteError) Error() string {
 	at := ""
+	if e.File != "" {
+		at = e.File + ": "
+	}
 	if e.Line > 0 {
-		at = "line " + strconv.Itoa(e.Line) + ": "
+		at += "line " + strconv.Itoa(e.Line) + ": "
 	}
 	return fmt.Sprintf("gateway: %sroute %q: %s: %v", at, e.Route, e.Field, e.Err)
 }
@@ -354,7 +359,7 @@ func validateRoute(in Route) (*route, error) {
 
 // buildTable validates routes and returns their table, or every error found,
 // joined.
-func buildTable(routes []Route, lines []int) (*table, error) {
+func buildTable(routes []Route, file string, lines []int) (*table, error) {
 	t := &table{byPrefix: make(map[string]*route, len(routes))}
 	names := make(map[string]int, len(routes))
 	var errs []error
@@ -370,19 +375,19 @@ func buildTable(routes []Route, lines []int) (*table, error) {
 		if err != nil {
 			var re *RouteError
 			if errors.As(err, &re) {
-				re.Line = lineOf(i)
+				re.File, re.Line = file, lineOf(i)
 			}
 			errs = append(errs, err)
 			continue
 		}
 		if j, dup := names[r.Name]; dup {
-			errs = append(errs, &RouteError{Route: r.Name, Field: "Name", Line: lineOf(i),
+			errs = append(errs, &RouteError{Route: r.Name, Field: "Name", File: file, Line: lineOf(i),
 				Err: fmt.Errorf("%w: name used by route %d%s too", ErrConflict, j+1, lineNote(lineOf(j)))})
 			continue
 		}
 		if other := t.byPrefix[r.Prefix]; other != nil {
 			j := names[other.Name]
-			errs = append(errs, &RouteError{Route: r.Name, Field: "Prefix", Line: lineOf(i),
+			errs = append(errs, &RouteError{Route: r.Name, Field: "Prefix", File: file, Line: lineOf(i),
 				Err: fmt.Errorf("%w: prefix %q is route %q's%s too", ErrConflict, r.Prefix, other.Name, lineNote(lineOf(j)))})
 			continue
 		}
@@ -398,6 +403,9 @@ func buildTable(routes []Route, lines []int) (*table, error) {
 		return nil, errors.Join(errs...)
 	}
 	if len(routes) == 0 {
+		if file != "" {
+			return nil, fmt.Errorf("gateway: %s: no routes", file)
+		}
 		return nil, errors.New("gateway: no routes")
 	}
 	slices.Sort(t.services)
