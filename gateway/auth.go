@@ -1,5 +1,3 @@
-//go:build pierauth
-
 package gateway
 
 import (
