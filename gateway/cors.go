@@ -25,17 +25,17 @@ func newCORSPolicy(c CORS, r *route) (*corsPolicy, error) {
 	p := &corsPolicy{origins: map[string]bool{}, methods: map[string]bool{}, headers: map[string]bool{},
 		credentials: c.Credentials}
 	if len(c.Origins) == 0 {
-		return nil, errors.New("Origins: at least one origin is required")
+		return nil, errors.New("origins: at least one origin is required")
 	}
 	for _, o := range c.Origins {
 		switch {
 		case o == "*":
 			if c.Credentials {
-				return nil, errors.New(`Origins: "*" cannot be used with Credentials`)
+				return nil, errors.New(`origins: "*" cannot be used with Credentials`)
 			}
 			p.anyOrigin = true
 		case o == "" || strings.ContainsAny(o, " \t\r\n,*") || !strings.Contains(o, "://") || strings.HasSuffix(o, "/"):
-			return nil, fmt.Errorf("Origins: %q is not an origin (scheme://host[:port])", o)
+			return nil, fmt.Errorf("origins: %q is not an origin (scheme://host[:port])", o)
 		default:
 			p.origins[o] = true
 		}
@@ -49,27 +49,27 @@ func newCORSPolicy(c CORS, r *route) (*corsPolicy, error) {
 	}
 	for _, m := range methods {
 		if !validMethods[m] {
-			return nil, fmt.Errorf("Methods: %q is not an HTTP method", m)
+			return nil, fmt.Errorf("methods: %q is not an HTTP method", m)
 		}
 		p.methods[m] = true
 	}
 	p.allowMethod = strings.Join(methods, ", ")
 	for _, h := range c.Headers {
 		if !validHeaderName(h) {
-			return nil, fmt.Errorf("Headers: %q is not a header name", h)
+			return nil, fmt.Errorf("headers: %q is not a header name", h)
 		}
 		p.headers[strings.ToLower(h)] = true
 	}
 	p.allowHeader = strings.Join(c.Headers, ", ")
 	for _, h := range c.Expose {
 		if !validHeaderName(h) {
-			return nil, fmt.Errorf("Expose: %q is not a header name", h)
+			return nil, fmt.Errorf("expose: %q is not a header name", h)
 		}
 	}
 	p.expose = strings.Join(c.Expose, ", ")
 	switch {
 	case c.MaxAge < 0:
-		return nil, fmt.Errorf("MaxAge: %v is negative", c.MaxAge)
+		return nil, fmt.Errorf("maxage: %v is negative", c.MaxAge)
 	case c.MaxAge > 0:
 		p.maxAge = strconv.FormatInt(int64(c.MaxAge.Seconds()), 10)
 	}

@@ -14,7 +14,6 @@ var (
 	errPathChar       = errors.New("the path holds a character that must be percent-encoded")
 	errPathEscape     = errors.New("the path holds a malformed percent-escape")
 	errPathEncoded    = errors.New("the path encodes a character that changes its meaning (/, \\, ., ;, ?, #, % or a control character)")
-	errPathControl    = errors.New("the path holds a control character")
 	errPathUTF8       = errors.New("the path is not valid UTF-8 once decoded")
 	errPathDotSegment = errors.New("the path holds a . or .. segment")
 	errPathEmptySeg   = errors.New("the path holds an empty segment (//)")
