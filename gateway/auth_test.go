@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -268,4 +269,46 @@ func TestWebSocketAfterAuth(t *testing.T) {
 	}
 	_, _, _ = c.Read(ctx) // the upstream closes
 	c.CloseNow()
+}
+
+// TestTokenCacheKeepsEveryCheck: a token the gateway has verified and cached
+// is still refused once expired, still needs each route's scopes, and a
+// second Authorization header beside it is still refused.
+func TestTokenCacheKeepsEveryCheck(t *testing.T) {
+	clock := newFakeClock()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier([]auth.Issuer{{Issuer: "https://users.example", Audiences: []string{"shop"},
+		Algorithms: []string{"EdDSA"}, Keys: []auth.Key{{ID: "k1", Algorithm: "EdDSA", Key: pub}}}},
+		auth.WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	is := &issuer{key: priv, v: v}
+	e := newEnv(t, authRoutes(), gateway.WithVerifier(v), gateway.WithClock(clock.Now),
+		gateway.WithTokenCache(time.Hour, 100))
+	tok := "Bearer " + is.sign(t, jwt.MapClaims{"iss": "https://users.example", "aud": "shop", "sub": "u1",
+		"exp": clock.Now().Add(time.Minute).Unix(), "scope": "orders:read"})
+	for range 3 {
+		if w := serve(e.gw, "GET", "/api/orders/1", "192.0.2.1:1", "Authorization", tok); w.Code != 200 {
+			t.Fatalf("status %d", w.Code)
+		}
+	}
+	if w := serve(e.gw, "GET", "/api/admin/1", "192.0.2.1:1", "Authorization", tok); w.Code != http.StatusForbidden {
+		t.Fatalf("cached token on a route needing another scope: status %d", w.Code)
+	}
+	r := httptest.NewRequest("GET", "/api/orders/1", nil)
+	r.Header["Authorization"] = []string{tok, "Bearer other"}
+	w := httptest.NewRecorder()
+	e.gw.ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized {
+		t.Fatalf("a cached token beside a second Authorization header: status %d", w.Code)
+	}
+	clock.Add(2 * time.Minute)
+	if w := serve(e.gw, "GET", "/api/orders/1", "192.0.2.1:1", "Authorization", tok); w.Code != http.StatusUnauthorized {
+		t.Fatalf("expired cached token: status %d", w.Code)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"go.opentelemetry.io/otel"
 
+	"github.com/pier-go/pier/auth"
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/internal/requestid"
 	"github.com/pier-go/pier/problem"
@@ -60,6 +61,8 @@ func New(client *http.Client, routes []Route, opts ...Option) (*Gateway, error) 
 		preAuthBurst: DefaultPreAuthBurst,
 		maxKeys:      DefaultMaxKeys,
 		now:          time.Now,
+		tokenTTL:     DefaultTokenCacheTTL,
+		tokenSize:    DefaultTokenCacheSize,
 		readyPath:    DefaultReadyPath,
 		readyTTL:     DefaultReadyTTL,
 	}
@@ -70,6 +73,9 @@ func New(client *http.Client, routes []Route, opts ...Option) (*Gateway, error) 
 		if err := o(&cfg); err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
+	}
+	if cfg.auth != nil && !cfg.noTokenCache {
+		cfg.auth.cache = newTokenCache(cfg.tokenTTL, cfg.tokenSize)
 	}
 	if cfg.meterProvider == nil {
 		cfg.meterProvider = otel.GetMeterProvider()
@@ -240,6 +246,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &state{route: rt, path: upPath, fwd: g.cfg.trusted.forwardingOf(r), origin: r.Header.Get("Origin")}
 	var keyBuf [80]byte
 	subject := ""
+	var claims *auth.Claims
 	if rt.Auth == AuthToken {
 		var ipk []byte
 		if g.preAuth != nil {
@@ -253,7 +260,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		r2, subj, fail := g.cfg.auth.verify(r, rt)
+		c, fail := g.cfg.auth.verify(r, rt, g.cfg.now())
 		if fail != nil {
 			if g.preAuth != nil && fail.status == http.StatusUnauthorized {
 				g.preAuth.take(ipk, g.cfg.now())
@@ -269,7 +276,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.refuse(w, r, &rt.tel, fail.status, outcome, fail.detail)
 			return
 		}
-		r, subject = r2, subj
+		claims, subject = c, c.Subject
 	}
 	if rt.limiter != nil {
 		key := rateKey(keyBuf[:0], rt.RateLimit, subject, r, st.fwd)
@@ -291,7 +298,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"the request body is larger than this route's limit of "+strconv.FormatInt(rt.bodyLimit, 10)+" bytes")
 		return
 	}
-	ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), stateKey{}, st))
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	if claims != nil {
+		ctx = auth.NewContext(ctx, claims)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	st.timer = time.AfterFunc(rt.timeout, func() { cancel(errUpstreamTimeout) })
 	defer st.timer.Stop()

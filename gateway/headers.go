@@ -248,7 +248,10 @@ func (f *forwarding) setForwarding(out http.Header) {
 		el = strings.Join(f.prior, ", ") + ", " + el
 	}
 	out["Forwarded"] = []string{el}
-	if f.client.IsValid() {
+	switch {
+	case f.client == f.peer && f.chain != "" && !strings.Contains(f.chain, ","):
+		out["X-Real-Ip"] = []string{f.chain} // the peer's address, already formatted
+	case f.client.IsValid():
 		out["X-Real-Ip"] = []string{f.client.String()}
 	}
 }

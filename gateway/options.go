@@ -25,6 +25,9 @@ type config struct {
 	readyPath      string
 	readyTTL       time.Duration
 	auth           *authHook
+	tokenTTL       time.Duration
+	tokenSize      int
+	noTokenCache   bool
 	exposeUpstream bool
 }
 
