@@ -17,6 +17,7 @@ import (
 
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/gateway"
+	"github.com/pier-go/pier/health"
 	"github.com/pier-go/pier/internal/metrictest"
 )
 
@@ -482,5 +483,55 @@ func TestMetrics(t *testing.T) {
 		if !ok || got != w.value {
 			t.Errorf("%s %v = %v (found %v), want %v", w.name, w.attrs, got, ok, w.value)
 		}
+	}
+}
+
+// TestBreakerOpenIs503: once the service's circuit breaker opens on an
+// upstream that keeps failing, the gateway answers 503 problems itself,
+// without calling the upstream.
+func TestBreakerOpenIs503(t *testing.T) {
+	reg := discovery.NewMemory()
+	u := newUpstream(t, reg, "flaky", 0)
+	u.set(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	})
+	client := discovery.NewClient(reg, discovery.WithRetries(0))
+	defer client.CloseIdleConnections()
+	gw, err := gateway.New(client, []gateway.Route{open("flaky", "/flaky", "flaky")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := newFront(t, gw)
+	opened := false
+	for i := 0; i < 200 && !opened; i++ {
+		resp, body := rawRequest(t, front.Listener.Addr().String(), "GET", "/flaky/x", "")
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
+			wantProblem(t, resp, body, http.StatusServiceUnavailable)
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+			opened = true
+		}
+	}
+	if !opened {
+		t.Fatal("the breaker never opened")
+	}
+	before := len(u.requests())
+	resp, body := rawRequest(t, front.Listener.Addr().String(), "GET", "/flaky/x", "")
+	wantProblem(t, resp, body, http.StatusServiceUnavailable)
+	if n := len(u.requests()); n != before {
+		t.Fatalf("the upstream was called through an open breaker")
+	}
+}
+
+// TestReadyIsAHealthChecker: Ready fits health.Checker.
+func TestReadyIsAHealthChecker(t *testing.T) {
+	e := newEnv(t, []gateway.Route{open("users", "/users", "users")})
+	var c health.Checker = health.CheckerFunc(e.gw.Ready)
+	if err := c.Check(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -214,3 +214,24 @@ func FuzzCanonicalPath(f *testing.F) {
 		}
 	})
 }
+
+func TestForwardedElementQuotesIPv6(t *testing.T) {
+	f := forwarding{peer: netip.MustParseAddr("2001:db8::1"), proto: "https", host: "shop.example"}
+	if got := f.forwardedElement(); got != `for="[2001:db8::1]";proto=https;host="shop.example"` {
+		t.Fatalf("Forwarded %q", got)
+	}
+}
+
+func TestIdentityHeaderSpellings(t *testing.T) {
+	for _, h := range []string{"X-Forwarded-For", "x_forwarded_for", "X_FORWARDED_HOST", "Forwarded", "X-Real-Ip",
+		"x_real_ip", "X-User-Id", "X_User_Roles", "X-Original-Url", "X-Rewrite-Url", "X-Forwarded"} {
+		if !isIdentityHeader(h) {
+			t.Errorf("%s is not dropped", h)
+		}
+	}
+	for _, h := range []string{"Authorization", "X-Request-Id", "Accept", "X-Userland", "Forwarded-X", "X-Use"} {
+		if isIdentityHeader(h) {
+			t.Errorf("%s is dropped", h)
+		}
+	}
+}
