@@ -78,14 +78,14 @@ func ExampleParseStatic() {
 	fmt.Println(err)
 	// Output:
 	// orders.internal:9000
-	// discovery: instance "users@10.0.0.5": address 10.0.0.5: missing port in address
+	// discovery: static: instance "users@10.0.0.5": address 10.0.0.5: missing port in address
 }
 
 func ExampleInstance_Validate() {
 	in := discovery.Instance{ID: "u1", Service: "Users", Addr: "10.0.0.5:8080"}
 	fmt.Println(in.Validate())
 	// Output:
-	// discovery: instance "u1": invalid service name "Users": want 1 to 63 lowercase letters, digits and inner hyphens
+	// instance "u1": invalid service name "Users": want 1 to 63 lowercase letters, digits and inner hyphens
 }
 
 // A client calls services by name: the host of the URL is the service, and the

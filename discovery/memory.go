@@ -3,6 +3,7 @@ package discovery
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -43,7 +44,7 @@ func NewMemory() *Memory {
 // that one). It returns an error only for an invalid instance.
 func (m *Memory) Register(ctx context.Context, in Instance) error {
 	if err := in.Validate(); err != nil {
-		return err
+		return fmt.Errorf("discovery: register: %w", err)
 	}
 	in.Tags = slices.Clone(in.Tags) // the caller may reuse its slices and maps
 	in.Meta = maps.Clone(in.Meta)

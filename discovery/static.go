@@ -32,7 +32,7 @@ func NewStatic(services map[string][]string) (*Static, error) {
 		for _, addr := range services[name] {
 			in := Instance{ID: name + "@" + addr, Service: name, Addr: addr}
 			if err := in.Validate(); err != nil {
-				return nil, err // it names the instance, "service@addr"
+				return nil, fmt.Errorf("discovery: static: %w", err) // it names the instance, "service@addr"
 			}
 			if seen[addr] {
 				return nil, fmt.Errorf("discovery: static: %q lists %s twice", name, addr)

@@ -439,8 +439,9 @@ func TestRegisterRejectsAnInvalidInstanceWithoutACall(t *testing.T) {
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
 			err := r.Register(context.Background(), in)
-			if want := fmt.Sprintf("consul: register %q: discovery: ", in.ID); err == nil || !strings.HasPrefix(err.Error(), want) {
-				t.Errorf("Register = %v, want an error starting %q", err, want)
+			if want := "consul: register: instance "; err == nil || !strings.HasPrefix(err.Error(), want) ||
+				strings.Count(err.Error(), "consul:") != 1 || strings.Contains(err.Error(), "discovery:") {
+				t.Errorf("Register = %v, want an error starting %q with one prefix", err, want)
 			}
 		})
 	}
