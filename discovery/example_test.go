@@ -28,25 +28,6 @@ func ExampleNewMemory() {
 	// true discovery: no healthy instances for "orders"
 }
 
-// Watch follows a service: pass back the version it returned to wait for the
-// next change.
-func ExampleMemory_Watch() {
-	ctx := context.Background()
-	reg := discovery.NewMemory()
-	_, version, _ := reg.Watch(ctx, "users", 0) // at once: nothing yet
-
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		set, _, _ := reg.Watch(ctx, "users", version) // waits for the change
-		fmt.Println("now", len(set), "instance:", set[0].ID)
-	}()
-	_ = reg.Register(ctx, discovery.Instance{ID: "users-1", Service: "users", Addr: "10.0.0.5:8080"})
-	<-done
-	// Output:
-	// now 1 instance: users-1
-}
-
 func ExampleNewStatic() {
 	reg, err := discovery.NewStatic(map[string][]string{
 		"users": {"10.0.0.5:8080", "10.0.0.6:8080"},

@@ -207,9 +207,11 @@ func ExampleWithRegistry() {
 	go func() { done <- svc.Run(ctx) }()
 
 	var set []discovery.Instance
-	var version uint64
-	for len(set) == 0 && err == nil { // Watch wakes on every change
-		set, version, err = reg.Watch(ctx, "users", version)
+	for range 500 { // registration runs in the background: look for 5 s at most
+		if set, _ = reg.Resolve(ctx, "users"); len(set) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	fmt.Println("registered:", set[0].ID, set[0].Addr == ln.Addr().String())
 
