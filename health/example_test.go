@@ -21,8 +21,12 @@ func get(h http.Handler, target string) {
 }
 
 func ExampleNew() {
-	m := health.New()
-	err := m.Add("db", health.CheckerFunc(func(ctx context.Context) error {
+	m, err := health.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	err = m.Add("db", health.CheckerFunc(func(ctx context.Context) error {
 		return nil // for example db.PingContext(ctx)
 	}))
 	if err != nil {
@@ -58,7 +62,11 @@ func ExampleCheckerFunc() {
 		return nil
 	})
 
-	m := health.New()
+	m, err := health.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	if err := m.Add("queue", backlog); err != nil {
 		fmt.Println(err)
 		return
@@ -72,7 +80,11 @@ func ExampleCheckerFunc() {
 }
 
 func ExampleNonCritical() {
-	m := health.New()
+	m, err := health.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	db := health.CheckerFunc(func(ctx context.Context) error { return nil })
 	cache := health.CheckerFunc(func(ctx context.Context) error { return errors.New("connection refused") })
 	_ = m.Add("db", db)
@@ -86,7 +98,11 @@ func ExampleNonCritical() {
 }
 
 func ExampleTimeout() {
-	m := health.New()
+	m, err := health.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	slow := health.CheckerFunc(func(ctx context.Context) error {
 		<-ctx.Done() // a dependency that does not answer
 		return ctx.Err()
@@ -104,7 +120,11 @@ func ExampleTimeout() {
 }
 
 func ExampleMonitor_DetailHandler() {
-	m := health.New()
+	m, err := health.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	_ = m.Add("db", health.CheckerFunc(func(ctx context.Context) error { return nil }))
 	_ = m.Add("payments", health.CheckerFunc(func(ctx context.Context) error {
 		return errors.New("503 from payments")

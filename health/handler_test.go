@@ -40,7 +40,7 @@ func failingWith(msg string) *counter { return &counter{err: errors.New(msg)} }
 // newMonitor returns a Monitor in state with the given checks.
 func newMonitor(tb testing.TB, state health.State, checks []entry, opts ...health.Option) *health.Monitor {
 	tb.Helper()
-	m := health.New(opts...)
+	m := mustNew(tb, opts...)
 	for _, e := range checks {
 		if err := m.Add(e.name, e.c, e.opts...); err != nil {
 			tb.Fatalf("Add(%q): %v", e.name, err)
@@ -416,4 +416,14 @@ func TestHandlersRejectOtherMethods(t *testing.T) {
 			checkHeaders(t, rec, "application/problem+json")
 		})
 	}
+}
+
+// mustNew returns health.New(opts...), failing the test on an error.
+func mustNew(tb testing.TB, opts ...health.Option) *health.Monitor {
+	tb.Helper()
+	m, err := health.New(opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }

@@ -106,7 +106,10 @@ func New(name string, opts ...Option) (*Service, error) {
 	}
 	logger = withContextHandler(logger).With(slog.String("service", name))
 
-	mon := health.New()
+	mon, err := health.New()
+	if err != nil {
+		return nil, fmt.Errorf("service %q: %w", name, err)
+	}
 	for _, c := range cfg.checks {
 		if err := mon.Add(c.name, c.c, c.opts...); err != nil {
 			return nil, fmt.Errorf("service %q: %w", name, err)
