@@ -104,7 +104,7 @@ func (r *Registry) registration(in discovery.Instance) (*api.AgentServiceRegistr
 		CheckID: checkID(in.ID),
 		Status:  api.HealthPassing,
 	}
-	if r.cfg.deregisterCriticalAfter > 0 {
+	if !r.cfg.noDeregisterCritical {
 		check.DeregisterCriticalServiceAfter = r.cfg.deregisterCriticalAfter.String()
 	}
 	if r.cfg.ttl > 0 {
