@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 
 	"github.com/pier-go/pier/discovery"
@@ -94,4 +95,26 @@ func ExampleNewClient() {
 	fmt.Print(resp.Status, ": ", string(body))
 	// Output:
 	// 200 OK: GET /users/42 for host users
+}
+
+// StaticFromEnv reads PIER_SERVICES, so a deployment can list addresses
+// without code: "name=addr,addr;name=addr".
+func ExampleStaticFromEnv() {
+	os.Setenv(discovery.StaticEnv, "users=10.0.0.5:8080,10.0.0.6:8080; orders=orders.internal:9000")
+	defer os.Unsetenv(discovery.StaticEnv)
+	reg, err := discovery.StaticFromEnv()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	users, _ := reg.Resolve(context.Background(), "users")
+	orders, _ := reg.Resolve(context.Background(), "orders")
+	fmt.Println(len(users), orders[0].Addr)
+
+	os.Setenv(discovery.StaticEnv, "users=10.0.0.5")
+	_, err = discovery.StaticFromEnv()
+	fmt.Println(err)
+	// Output:
+	// 2 orders.internal:9000
+	// discovery: static: PIER_SERVICES: instance "users@10.0.0.5": address 10.0.0.5: missing port in address
 }

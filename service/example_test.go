@@ -224,3 +224,23 @@ func ExampleWithRegistry() {
 	// Run returned: <nil>
 	// after stop: true
 }
+
+// A handler inside a Service reads its request's ID to put it in its own
+// calls or records; the access log and every problem carry it already.
+func ExampleRequestIDFromContext() {
+	svc, err := service.New("users", service.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	svc.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "request ", service.RequestIDFromContext(r.Context()))
+	})
+	req := httptest.NewRequest("GET", "/whoami", nil)
+	req.Header.Set(service.RequestIDHeader, "req-7")
+	rec := httptest.NewRecorder()
+	svc.ServeHTTP(rec, req)
+	fmt.Println(rec.Body)
+	// Output:
+	// request req-7
+}
