@@ -312,6 +312,11 @@ type recorder struct {
 
 	rt *routeTelemetry // the matched route's, set by routeRecorder
 
+	// unrouted is the request while the Service's mux may answer it itself
+	// (no route has matched yet): an error status written then is the mux's
+	// 404 or 405, which WriteHeader turns into a problem (see Service.routes).
+	unrouted *http.Request
+
 	// The request's span, set for Recover when the handler panics (see
 	// telemetry.finish).
 	traceID trace.TraceID
@@ -341,8 +346,16 @@ func findRecorder(w http.ResponseWriter) *recorder {
 	return nil
 }
 
-// WriteHeader records the final status and passes code on.
+// WriteHeader records the final status and passes code on, or writes the
+// problem that replaces the mux's own error answer (see Service.routes).
 func (rec *recorder) WriteHeader(code int) {
+	if rec.unrouted != nil && code >= 400 && !rec.wroteHeader {
+		r := rec.unrouted
+		rec.unrouted = nil
+		writeMuxError(rec, r, code)
+		rec.ResponseWriter = bodyless{rec.ResponseWriter}
+		return
+	}
 	if rec.wroteHeader {
 		rec.ResponseWriter.WriteHeader(code) // net/http logs the superfluous call
 		return
