@@ -45,6 +45,11 @@ const (
 	// DefaultMaxKeys is the most keys a MemoryStore holds
 	// ([WithMaxKeys]).
 	DefaultMaxKeys = 10_000
+	// DefaultMaxInProgress is the most claims in progress a MemoryStore
+	// holds ([WithMaxInProgress]): a tenth of DefaultMaxKeys, so that a burst
+	// of new keys pushes out at most a tenth of the kept answers, and room
+	// for 20,000 keyed requests a second that take 50 ms each.
+	DefaultMaxInProgress = 1_000
 	// DefaultMaxBytes is the most bytes of responses (bodies, headers
 	// and keys) a MemoryStore holds ([WithMaxBytes]).
 	DefaultMaxBytes int64 = 64 << 20
@@ -57,6 +62,12 @@ const (
 // or Release when the token no longer holds the key: its lease ran out and
 // another request claimed the key, or the store dropped it.
 var ErrClaimLost = errors.New("idempotency: claim lost")
+
+// ErrFull is what a [Store] returns from Claim when it cannot take
+// another claim without dropping one in progress: it holds as many requests in
+// progress as it may. [Middleware] answers it with a 503 problem and
+// Retry-After before the handler runs, so the client retries later.
+var ErrFull = errors.New("idempotency: too many keys in progress")
 
 // Store keeps the state of idempotency keys for [Middleware].
 // A key is absent (never seen, released or expired), in progress (claimed by a
@@ -91,6 +102,11 @@ type Store interface {
 	// holds, Token empty: the fingerprint of the request that claimed the key,
 	// and its response once completed. A lease <= 0 means
 	// [DefaultLease].
+	//
+	// A store that bounds its size must never drop a claim in progress to make
+	// room: its waiters would claim the key and run the handler beside its
+	// holder. When it cannot take a claim without doing so, Claim returns
+	// [ErrFull].
 	Claim(ctx context.Context, key, fingerprint string, lease time.Duration) (Record, error)
 	// Complete replaces the claim that token holds on key with resp, kept for
 	// the store's retention, and closes the Changed channel it handed out for
@@ -184,6 +200,10 @@ const (
 	storeTimeout = 5 * time.Second
 )
 
+// retryAfterFull is the Retry-After, in seconds, of the 503 that answers
+// [ErrFull]: claims last as long as requests do, so some end within a second.
+const retryAfterFull = "1"
+
 // Middleware returns middleware that makes requests carrying an
 // Idempotency-Key header run at most once per key (within the store's
 // retention), so a client can retry a POST or PATCH safely, on this instance or
@@ -223,7 +243,8 @@ const (
 // handler. Every other answer is stored, 500 included: a handler that failed
 // may have had side effects, and running it again is what the key is there to
 // prevent. A failing store is answered with a 503 problem before the handler
-// runs; a Complete or Release that fails afterwards has nothing left to tell the
+// runs, and so is a full one ([ErrFull]: too many keys in progress), with
+// Retry-After: 1; a Complete or Release that fails afterwards has nothing left to tell the
 // client (a store that wants its failures logged logs them itself), and the
 // claim lapses after its lease.
 //
@@ -332,6 +353,10 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 	for {
 		rec, err := m.store.Claim(ctx, key, fp, lease)
 		switch {
+		case errors.Is(err, ErrFull):
+			w.Header().Set("Retry-After", retryAfterFull)
+			problem.Status(w, r, http.StatusServiceUnavailable, "too many requests with an Idempotency-Key are in progress")
+			return
 		case err != nil:
 			problem.Status(w, r, http.StatusServiceUnavailable, "the idempotency key store is unavailable")
 			return
