@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -217,11 +218,15 @@ const retryAfterFull = "1"
 // a 400 problem.
 //
 // For a keyed request the middleware reads the body into memory, up to the
-// request's limit (service.BodyLimit's, else service.DefaultBodyLimit, 1 MiB, which also bounds a
-// body whose limit was lifted, as it must be held; 413 past it) and hands
-// the handler a copy, and fingerprints the request: method, path, query and a
-// SHA-256 of the body. The key is looked up in its scope
-// ([WithScope]):
+// request's limit (service.BodyLimit's, else service.DefaultBodyLimit, 1 MiB,
+// which also bounds a body whose limit was lifted, as it must be held; 413
+// past it) and hands the handler a copy, and fingerprints the request: method,
+// path, query and a SHA-256 of the body. The request context's deadline, if it
+// has one, bounds the reading too (it becomes the connection's read deadline,
+// through http.ResponseController): a body that has not arrived by then gets a
+// 408 problem and the connection is closed. The buffer grows with what
+// arrives, from at most 64 KiB, so a declared Content-Length costs nothing
+// until its bytes come. The key is looked up in its scope ([WithScope]):
 //
 //   - Absent: the request claims it and the handler runs. Its answer streams to
 //     the client as usual while a copy is kept (status, the headers the handler
@@ -333,9 +338,15 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 	fp, body, keep, err := readKeyedBody(w, r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		switch {
+		case errors.As(err, &tooLarge):
 			problem.Status(w, r, http.StatusRequestEntityTooLarge, bodylimit.Detail(tooLarge.Limit))
-		} else {
+		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded):
+			// What net/http answers to headers that come too slowly. The rest
+			// of the body may still come: it must not be read as a request.
+			w.Header().Set("Connection", "close")
+			problem.Status(w, r, http.StatusRequestTimeout, "the request body did not arrive within the request's deadline")
+		default:
 			problem.Status(w, r, http.StatusBadRequest, "the request body could not be read")
 		}
 		return
@@ -396,11 +407,17 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 	}
 }
 
-// readKeyedBody reads r's body, up to its limit, and fingerprints r: the hex
-// SHA-256 of "METHOD escaped-path?raw-query\n" followed by the body. The
-// escaped path and the raw query hold no space or newline, so no two requests
-// hash the same text. The text is built in one buffer that the body is read
-// into, so the hash needs neither a copy nor a hasher on the heap.
+// bodyPrealloc is the most readKeyedBody allocates for a body before it
+// arrives. A declared Content-Length is a promise, not bytes: a client that
+// declares 1 MiB and sends one byte must not cost 1 MiB.
+const bodyPrealloc = 64 << 10
+
+// readKeyedBody reads r's body, up to its limit and within the request's
+// deadline, and fingerprints r: the hex SHA-256 of "METHOD
+// escaped-path?raw-query\n" followed by the body. The escaped path and the raw
+// query hold no space or newline, so no two requests hash the same text. The
+// text is built in one buffer that the body is read into, so the hash needs
+// neither a copy nor a hasher on the heap.
 //
 // keep is the limit to hand on with the body: BodyLimit's, or 0 when it was
 // lifted, so that DecodeJSON reports the same limit and adds none of its own.
@@ -428,20 +445,58 @@ func readKeyedBody(w http.ResponseWriter, r *http.Request) (fp string, body []by
 	if r.ContentLength > limit {
 		return "", nil, 0, &http.MaxBytesError{Limit: limit}
 	}
+	if dl, ok := r.Context().Deadline(); ok && src != http.NoBody {
+		// net/http sets no read deadline past the headers, so without this a
+		// client that sends a byte a minute holds its connection, a goroutine
+		// and this buffer past every timeout. net/http clears it once the body
+		// has been read to its end; after a failed read it stays, so that
+		// net/http does not wait for the rest of the body either.
+		_ = http.NewResponseController(w).SetReadDeadline(dl)
+	}
 	path := r.URL.EscapedPath()
 	head := len(r.Method) + 1 + len(path) + 1 + len(r.URL.RawQuery) + 1
-	buf := bytes.NewBuffer(make([]byte, 0, head+int(max(r.ContentLength, 0))+bytes.MinRead))
-	buf.WriteString(r.Method)
-	buf.WriteByte(' ')
-	buf.WriteString(path)
-	buf.WriteByte('?')
-	buf.WriteString(r.URL.RawQuery)
-	buf.WriteByte('\n')
-	if _, err := buf.ReadFrom(src); err != nil {
+	// Room for a declared length, and one byte more to see the end without
+	// growing; for a body of unknown length, a little.
+	room := int64(bytes.MinRead)
+	if r.ContentLength >= 0 {
+		room = min(r.ContentLength+1, bodyPrealloc)
+	}
+	buf := make([]byte, 0, head+int(room))
+	buf = append(buf, r.Method...)
+	buf = append(buf, ' ')
+	buf = append(buf, path...)
+	buf = append(buf, '?')
+	buf = append(buf, r.URL.RawQuery...)
+	buf = append(buf, '\n')
+	if buf, err = readBody(src, buf, head, r.ContentLength); err != nil {
 		return "", nil, 0, err
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	return hex.EncodeToString(sum[:]), buf.Bytes()[head:], keep, nil
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:]), buf[head:], keep, nil
+}
+
+// readBody appends what src holds to buf, whose first head bytes are not the
+// body, until src ends. The buffer grows with what arrives, doubling, but
+// never past the declared length (and the byte that finds the end), so it
+// holds at most twice what was sent, or bodyPrealloc.
+func readBody(src io.Reader, buf []byte, head int, declared int64) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			want := 2 * cap(buf)
+			if declared >= 0 {
+				want = min(want, head+int(declared)+1)
+			}
+			buf = slices.Grow(buf, max(want-len(buf), bytes.MinRead))
+		}
+		n, err := src.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, err
+		}
+	}
 }
 
 // run serves r, which holds key through token, and completes or releases the
