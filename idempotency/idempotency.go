@@ -91,7 +91,9 @@ var ErrFull = errors.New("idempotency: too many keys in progress")
 // goroutine and no subscription to be correct.
 //
 // Keys are opaque byte strings: the middleware's scope (method and path by
-// default), a newline and the client's key. A store that cannot hold any byte
+// default), a newline and the client's key; with [WithCallerScope], the scope
+// is preceded by the caller's length in decimal, a colon, the caller and a
+// space ("3:ada POST /orders\nk-1"). A store that cannot hold any byte
 // should hash them. Responses are immutable once passed to Complete: neither
 // the store nor the middleware modifies one, so a store may hand the same
 // value to every replay. Implementations must be safe for concurrent use.
@@ -150,9 +152,11 @@ type Response struct {
 type Option func(*config)
 
 type config struct {
-	maxBody int64
-	lease   time.Duration
-	scope   func(*http.Request) string
+	maxBody   int64
+	lease     time.Duration
+	scope     func(*http.Request) string
+	caller    func(*http.Request) (string, bool)
+	callerSet bool
 }
 
 // WithMaxBody sets the largest response body, in bytes, that is kept
@@ -167,11 +171,41 @@ func WithMaxBody(n int64) Option {
 // WithScope sets the function that names the space a key lives in:
 // the same key in two scopes is two keys. The default is the method and path
 // ("POST /orders"), so that a key reused on another route does not replay this
-// route's answer. Behind authentication, add the caller (a user or tenant ID
-// from a verified header or token): otherwise two clients that pick the same
-// key for the same request would share one answer. A nil f keeps the default.
+// route's answer. The default leaves the caller out: behind authentication, two
+// callers that send the same key with the same request share one answer, and
+// the second gets the first's. Add the caller with [WithCallerScope], which
+// works with any scope. A nil f keeps the default.
 func WithScope(f func(*http.Request) string) Option {
 	return func(c *config) { c.scope = f }
+}
+
+// WithCallerScope puts the caller in every key's scope, so that the same key
+// sent by two callers is two keys: one caller can neither replay another's
+// answer nor hold up another's key. caller returns the verified identity of the
+// request's caller, such as a token's subject that authentication middleware,
+// running before this middleware, put in the request's context; never a value
+// the client writes unverified. With pier's package auth:
+//
+//	idempotency.WithCallerScope(func(r *http.Request) (string, bool) {
+//		c, ok := auth.FromContext(r.Context())
+//		if !ok {
+//			return "", false
+//		}
+//		return c.Subject, true // c.Issuer + " " + c.Subject when several issuers are trusted
+//	})
+//
+// A keyed request for which caller reports no caller is refused with a 401
+// problem (WWW-Authenticate: Bearer, the scheme of package auth) before its body
+// is read or the handler runs. Sharing one scope among all anonymous callers
+// would hand one anonymous client another's answer, and a keyed request without
+// a caller on a route that needs one means the middleware runs before
+// authentication: refusing shows that at the first request. For a route open to
+// anonymous callers that still wants keys, let caller return a fixed name and
+// true for them: they then share one scope, as with the default. Requests
+// without a key are not affected. The default is no caller in the scope; a nil
+// caller is an error.
+func WithCallerScope(caller func(r *http.Request) (string, bool)) Option {
+	return func(c *config) { c.caller, c.callerSet = caller, true }
 }
 
 // WithLease sets how long a claim holds its key when its request
@@ -226,7 +260,8 @@ const retryAfterFull = "1"
 // through http.ResponseController): a body that has not arrived by then gets a
 // 408 problem and the connection is closed. The buffer grows with what
 // arrives, from at most 64 KiB, so a declared Content-Length costs nothing
-// until its bytes come. The key is looked up in its scope ([WithScope]):
+// until its bytes come. The key is looked up in its scope ([WithScope]; behind
+// authentication, add the caller with [WithCallerScope]):
 //
 //   - Absent: the request claims it and the handler runs. Its answer streams to
 //     the client as usual while a copy is kept (status, the headers the handler
@@ -272,6 +307,8 @@ func Middleware(store Store, opts ...Option) (func(http.Handler) http.Handler, e
 		return nil, fmt.Errorf("idempotency: negative max body %d", cfg.maxBody)
 	case cfg.lease < 0:
 		return nil, fmt.Errorf("idempotency: negative lease %v", cfg.lease)
+	case cfg.callerSet && cfg.caller == nil:
+		return nil, errors.New("idempotency: nil caller function")
 	}
 	cfg.maxBody = cmp.Or(cfg.maxBody, DefaultMaxBody)
 	cfg.lease = cmp.Or(cfg.lease, DefaultLease)
@@ -335,6 +372,22 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 		problem.Status(w, r, http.StatusBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters")
 		return
 	}
+	// The store key: the scope, a newline and the client's key, which never
+	// holds a newline, so the last one divides it from the scope, whatever the
+	// scope holds. A caller goes in front, its length first, so that no caller
+	// and scope can spell another pair.
+	scope := m.cfg.scope(r)
+	if m.cfg.caller != nil {
+		caller, ok := m.cfg.caller(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			problem.Status(w, r, http.StatusUnauthorized, "a request with an Idempotency-Key needs an authenticated caller")
+			return
+		}
+		scope = strconv.Itoa(len(caller)) + ":" + caller + " " + scope
+	}
+	key := scope + "\n" + keys[0]
+
 	fp, body, keep, err := readKeyedBody(w, r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -351,10 +404,6 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 		}
 		return
 	}
-	// The client's key never holds a newline, so the last one in the store key
-	// divides it from the scope, whatever the scope holds.
-	key := m.cfg.scope(r) + "\n" + keys[0]
-
 	ctx := r.Context()
 	lease := m.cfg.lease
 	if dl, ok := ctx.Deadline(); ok {

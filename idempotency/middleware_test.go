@@ -712,6 +712,7 @@ func TestMiddlewareRejectsBadOptions(t *testing.T) {
 	for name, opt := range map[string]idempotency.Option{
 		"negative max body": idempotency.WithMaxBody(-1),
 		"negative lease":    idempotency.WithLease(-time.Second),
+		"nil caller":        idempotency.WithCallerScope(nil),
 		"nil":               nil,
 	} {
 		if _, err := idempotency.Middleware(nil, opt); err == nil {
