@@ -327,6 +327,7 @@ func (s *Service) begin(next http.Handler) http.Handler {
 		ctx, cancel := withDeadline(ctx, r.Header, d, true)
 		if cancel != nil {
 			defer cancel()
+			bodyDeadline(ctx, w, r)
 		}
 		if s.isProbe(r.URL.Path) {
 			r2 := r.WithContext(ctx)
