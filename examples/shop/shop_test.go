@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestShopWalkthrough walks the HTTP contract through the gateway only.
@@ -256,9 +257,22 @@ func TestPaymentsDownAnswers503(t *testing.T) {
 	if err := ts.waitRegistered(t.Context(), Payments); err != nil {
 		t.Fatal(err)
 	}
-	// The same key again: a 503 was not kept, so the order is placed now.
-	res := ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{p, 1}), "Idempotency-Key", "while-down")
-	ts.want(res, http.StatusCreated, "order once payments is back")
+	// The same key again: a 503 was not kept, so the order is placed as soon
+	// as the orders service's breaker for payments lets a trial through.
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 1; ; attempt++ {
+		res := ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{p, 1}), "Idempotency-Key", "while-down")
+		if res.status == http.StatusCreated {
+			break
+		}
+		ts.want(res, http.StatusServiceUnavailable, "order while the breaker is open")
+		if s := ts.stock(p); s != 3 {
+			t.Fatalf("stock while the breaker is open = %d, want 3", s)
+		}
+		if attempt == 30 || time.Now().After(deadline) {
+			t.Fatalf("no order placed after %d attempts since payments is back", attempt)
+		}
+	}
 	if s := ts.stock(p); s != 2 {
 		t.Fatalf("stock after the order = %d, want 2", s)
 	}
