@@ -194,6 +194,11 @@ func TestShortStockReleasesWhatWasReserved(t *testing.T) {
 	ts.want(ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{a, 1}, line{a, 1})), http.StatusBadRequest, "a product twice")
 	ts.want(ts.api("POST", "/api/orders", alice, orderBody("1234", line{a, 1})), http.StatusBadRequest, "a bad card number")
 	ts.want(ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{a, 1}, line{"p_unknown", 1})), http.StatusNotFound, "an unknown product")
+	dear := ts.product("Dear", 100_000_000, 20)
+	ts.want(ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{dear, 11})), http.StatusBadRequest, "a total over the limit")
+	if s := ts.stock(dear); s != 20 {
+		t.Fatalf("stock after a total over the limit = %d, want 20", s)
+	}
 	if s := ts.stock(a); s != 5 {
 		t.Fatalf("A's stock after bad orders = %d, want 5", s)
 	}
