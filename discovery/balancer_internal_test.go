@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -124,7 +125,7 @@ func TestEjection(t *testing.T) {
 	cfg := Ejection{}.withDefaults()
 	now := time.Unix(1000, 0)
 	e := &endpoint{}
-	yes := func() bool { return true }
+	yes := func(eject func()) bool { eject(); return true }
 	for i := range 4 {
 		if e.record(now, true, cfg, yes) {
 			t.Fatalf("ejected after %d failures, want 5", i+1)
@@ -154,7 +155,7 @@ func TestEjection(t *testing.T) {
 	// Not allowed (the service's cap is reached): never ejected.
 	f := &endpoint{}
 	for range 20 {
-		if f.record(now, true, cfg, func() bool { return false }) {
+		if f.record(now, true, cfg, func(func()) bool { return false }) {
 			t.Fatal("ejected past the service's cap")
 		}
 	}
@@ -178,7 +179,7 @@ func TestEjectionCap(t *testing.T) {
 		ejected := 0
 		for _, e := range eps {
 			for range cfg.Consecutive {
-				if e.record(now, true, cfg, func() bool { return s.mayEject(now, cfg) }) {
+				if e.record(now, true, cfg, func(eject func()) bool { return s.tryEject(now, cfg, eject) }) {
 					ejected++
 				}
 			}
@@ -205,6 +206,35 @@ func BenchmarkPick(b *testing.B) {
 					_ = bal.pick(eps, &tr, now, &rr)
 				}
 			})
+		}
+	}
+}
+
+// The cap used to be checked under the failing endpoint's own lock, so
+// endpoints failing at the same moment all saw room and more than half were
+// ejected.
+func TestEjectionCapExceededByEndpointsFailingTogether(t *testing.T) {
+	cfg := Ejection{Consecutive: 1}.withDefaults()
+	now := time.Unix(1000, 0)
+	const rounds, n, perEndpoint = 1000, 10, 8
+	for round := range rounds {
+		s := &serviceState{}
+		eps := endpoints(n)
+		s.set.Store(&endpointSet{eps: eps})
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, e := range eps {
+			for range perEndpoint {
+				wg.Go(func() {
+					<-start
+					e.record(now, true, cfg, func(eject func()) bool { return s.tryEject(now, cfg, eject) })
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+		if got := s.ejectedAt(now); got > n/2 {
+			t.Fatalf("round %d: %d of %d endpoints ejected, want at most %d", round+1, got, n, n/2)
 		}
 	}
 }

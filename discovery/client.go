@@ -414,8 +414,9 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 		failed := resilience.IsFailure(out, resp, err)
 		if failed || err == nil { // a caller's cancellation says nothing of the instance
 			ep.observe(end, end.Sub(now), failed)
-			if ep.record(end, failed, t.cfg.ejection, func() bool { return svc.mayEject(end, t.cfg.ejection) }) &&
-				t.tel.ejections.Enabled(ctx) {
+			if ep.record(end, failed, t.cfg.ejection, func(eject func()) bool {
+				return svc.tryEject(end, t.cfg.ejection, eject)
+			}) && t.tel.ejections.Enabled(ctx) {
 				t.tel.ejections.Add(ctx, 1, svc.tel.onlyName...)
 			}
 		}
