@@ -54,8 +54,17 @@ func TestPickSkipsTriedAndEjected(t *testing.T) {
 			if got := b.pick(eps, &tr, now, &rr); got != eps[1] {
 				t.Fatalf("picked %v, want the ejected but untried instance", got)
 			}
-			// Every instance tried: one of them again.
+			// Every instance tried: one of them again, not the ejected one.
 			tr.add(eps[1])
+			for range 50 {
+				if got := b.pick(eps, &tr, now, &rr); got == nil || got == eps[1] {
+					t.Fatalf("picked %v with every instance tried, want one not ejected", got)
+				}
+			}
+			// Every instance tried and ejected: one of them all the same.
+			for _, e := range eps {
+				e.until.Store(now.Add(time.Minute).UnixNano())
+			}
 			if got := b.pick(eps, &tr, now, &rr); got == nil {
 				t.Fatal("picked nothing with instances left")
 			}
@@ -235,6 +244,24 @@ func TestEjectionCapExceededByEndpointsFailingTogether(t *testing.T) {
 		wg.Wait()
 		if got := s.ejectedAt(now); got > n/2 {
 			t.Fatalf("round %d: %d of %d endpoints ejected, want at most %d", round+1, got, n, n/2)
+		}
+	}
+}
+
+// An endpoint never measured cost 0 however many requests waited on it, so
+// P2C piled requests onto a new instance that hung before its first answer.
+func TestP2CPilesRequestsOntoAnUnmeasuredInstance(t *testing.T) {
+	now := time.Unix(1000, 0)
+	eps := endpoints(2)
+	eps[1].observe(now, 50*time.Millisecond, false) // measured, and slow
+	var rr atomic.Uint64
+	if got := P2C.pick(eps, &tried{}, now, &rr); got != eps[0] {
+		t.Fatalf("P2C picked %s, want the unmeasured, idle instance (tried at once)", got.addr)
+	}
+	eps[0].inflight.Store(1) // its first request has not answered
+	for range 100 {
+		if got := P2C.pick(eps, &tried{}, now, &rr); got != eps[1] {
+			t.Fatalf("P2C picked %s, an unmeasured instance with a request in flight, want the measured one", got.addr)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/budget"
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/timeout"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -189,7 +190,9 @@ func WithoutCircuitBreaker() ClientOption {
 
 // WithAttemptTimeout bounds each attempt with a failsafe timeout
 // ([resilience.NewTimeoutBuilder]), so that a hung instance costs one attempt
-// and not the caller's whole budget. The default, and 0, is none: attempts
+// and not the caller's whole budget: an attempt it cuts is a failure of its
+// instance, for the balancer and for outlier ejection, and a retryable
+// request goes on to another instance. The default, and 0, is none: attempts
 // are bounded only by the request's context. A negative d is invalid (see
 // [NewClient]).
 func WithAttemptTimeout(d time.Duration) ClientOption {
@@ -338,9 +341,10 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// The instances a request has tried travel with it, so that its retries
 	// and hedges go elsewhere.
-	req = req.WithContext(context.WithValue(req.Context(), triedKey{}, &tried{}))
+	ctx := req.Context()
+	req = req.WithContext(context.WithValue(ctx, triedKey{}, &tried{gone: ctx.Done()}))
 	resp, err := svc.transport.RoundTrip(req)
-	if ctx := req.Context(); t.tel.requests.Enabled(ctx) {
+	if t.tel.requests.Enabled(ctx) {
 		outcome := 0
 		if err != nil || resilience.FailureStatus(resp.StatusCode) {
 			outcome = 1
@@ -384,7 +388,7 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	tr, _ := ctx.Value(triedKey{}).(*tried)
 	if tr == nil {
-		tr = &tried{}
+		tr = &tried{gone: ctx.Done()}
 	}
 	instances, err := t.resolver.Resolve(ctx, svc.name)
 	if err != nil {
@@ -394,7 +398,7 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	eps := svc.endpointsOf(instances)
 	for n := 0; ; n++ {
 		now := t.cfg.now()
-		ep, attempt := tr.pick(t.cfg.balancer, eps, now, &svc.rr)
+		ep, attempt, ended := tr.pick(t.cfg.balancer, eps, now, &svc.rr)
 		if ep == nil {
 			closeBody(req)
 			return nil, fmt.Errorf("discovery: %w for %q", ErrNoInstances, svc.name)
@@ -404,6 +408,7 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		out, span, err := p.prepare(req, ep, n, attempt, now)
 		if err != nil {
+			tr.end(ended)
 			closeBody(req)
 			return nil, err
 		}
@@ -411,16 +416,37 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := t.cfg.base.RoundTrip(out)
 		ep.inflight.Add(-1)
 		end := t.cfg.now()
+		rtt := end.Sub(now)
+		overtaken := tr.end(ended)
 		failed := resilience.IsFailure(out, resp, err)
+		if err != nil && !failed && out.Context().Err() != nil {
+			// Canceled before it answered.
+			if tr.callerGone() || overtaken {
+				// By the caller, or for losing to a hedge: no failure of
+				// the instance, but it took at least rtt. A latency sample
+				// even so, or the balancer would go on choosing a hung
+				// instance, which never completes a request.
+				ep.observeCut(end, rtt)
+			} else {
+				// By a policy while the caller still waits: an attempt
+				// timeout, which the policy reports as timeout.ErrExceeded
+				// while the attempt itself sees only a canceled context.
+				// The instance was too slow: a failure, for the balancer,
+				// for ejection and in the attempt's span.
+				failed = true
+				err = fmt.Errorf("discovery: attempt to %s canceled after %v: %w (%w)",
+					ep.addr, rtt.Round(time.Millisecond), timeout.ErrExceeded, err)
+			}
+		}
 		if failed || err == nil { // a caller's cancellation says nothing of the instance
-			ep.observe(end, end.Sub(now), failed)
+			ep.observe(end, rtt, failed)
 			if ep.record(end, failed, t.cfg.ejection, func(eject func()) bool {
 				return svc.tryEject(end, t.cfg.ejection, eject)
 			}) && t.tel.ejections.Enabled(ctx) {
 				t.tel.ejections.Add(ctx, 1, svc.tel.onlyName...)
 			}
 		}
-		resp = t.tel.finish(out.Context(), span, &svc.tel, req.URL, out, resp, err, end.Sub(now))
+		resp = t.tel.finish(out.Context(), span, &svc.tel, req.URL, out, resp, err, rtt)
 		if err == nil || !notSent(err) || n+1 >= len(eps) || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
 			return resp, err
 		}

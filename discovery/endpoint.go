@@ -54,17 +54,41 @@ const ewmaTau = 10 * time.Second
 // that fails fast does not look like the fastest one.
 const failurePenalty = time.Second
 
+// unmeasuredPenalty is the load of an endpoint that has requests in flight
+// but has never answered one: Finagle's PeakEwma penalty (2^47 ns, about 39
+// hours), so that such an endpoint loses to every measured one until its first
+// request ends, instead of costing 0 however many requests queue on it.
+const unmeasuredPenalty = float64(math.MaxInt64 >> 16)
+
 // observe records an attempt's latency, or the failure penalty when it failed.
 func (e *endpoint) observe(now time.Time, rtt time.Duration, failed bool) {
 	sample := float64(rtt)
 	if failed {
 		sample = max(sample, float64(failurePenalty))
 	}
+	e.sample(now, sample, false)
+}
+
+// observeCut records an attempt that was canceled before it answered (the
+// caller's deadline, a hedge that lost): its latency is at least rtt. As a
+// peak it raises the average at once, as Finagle's PeakEwma records an
+// interrupted request; below the average it says nothing, since the answer
+// would have come later still.
+func (e *endpoint) observeCut(now time.Time, rtt time.Duration) {
+	e.sample(now, float64(rtt), true)
+}
+
+// sample adds a latency sample, in nanoseconds; onlyPeak drops it unless it
+// raises the average.
+func (e *endpoint) sample(now time.Time, sample float64, onlyPeak bool) {
 	ns := now.UnixNano()
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	switch {
 	case e.stamp == 0 || sample > e.ewma:
 		e.ewma = sample
+	case onlyPeak:
+		return
 	default:
 		elapsed := float64(max(ns-e.stamp, 0))
 		w := math.Exp(-elapsed / float64(ewmaTau))
@@ -72,14 +96,19 @@ func (e *endpoint) observe(now time.Time, rtt time.Duration, failed bool) {
 	}
 	e.stamp = ns
 	e.cost.Store(math.Float64bits(e.ewma))
-	e.mu.Unlock()
 }
 
 // load is the balancer's measure of e: latency times the requests it would
-// then have in flight. An endpoint without a sample yet costs nothing, so new
-// instances are tried at once.
+// then have in flight. An endpoint without a sample yet costs nothing while
+// idle, so new instances are tried at once, and [unmeasuredPenalty] plus its
+// requests in flight while its first requests are out, so that a new instance
+// that hangs takes one request rather than every one.
 func (e *endpoint) load() float64 {
-	return math.Float64frombits(e.cost.Load()) * float64(e.inflight.Load()+1)
+	cost, inflight := math.Float64frombits(e.cost.Load()), e.inflight.Load()
+	if cost == 0 && inflight > 0 {
+		return unmeasuredPenalty + float64(inflight)
+	}
+	return cost * float64(inflight+1)
 }
 
 // Defaults of [Ejection], Envoy's outlier detection defaults.

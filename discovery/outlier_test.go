@@ -2,16 +2,116 @@ package discovery_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/internal/metrictest"
 )
+
+// hang is the handler of an instance that accepts connections and never
+// answers: it waits until the caller gives up or the test ends, which closes
+// release.
+func hang(release <-chan struct{}) http.HandlerFunc {
+	return func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}
+}
+
+// hungFleet is n instances of "users" of which the one returned hangs; it is
+// released when the test ends.
+func hungFleet(t *testing.T, n int) (*fleet, *instance) {
+	t.Helper()
+	f := newFleet(t, n, ok)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the servers close: cleanups run last-in first-out
+	f.ins[0].set(hang(release))
+	return f, f.ins[0]
+}
+
+// callWithin sends a GET whose context ends after d and returns its status,
+// or the error.
+func callWithin(c *http.Client, d time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://users/work", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// A hung instance used to keep its share of traffic: an attempt cut by the
+// caller's deadline recorded no latency, so the instance kept the cost of one
+// never measured, 0, and P2C kept choosing it: 27 of 40 requests failed.
+func TestHungInstanceKeepsItsShareOfTraffic(t *testing.T) {
+	t.Parallel()
+	f, hung := hungFleet(t, 3)
+	c := f.client(t)
+	const requests = 40
+	failed := 0
+	for range requests {
+		if code, err := callWithin(c, 100*time.Millisecond); err != nil || code != http.StatusOK {
+			failed++
+		}
+	}
+	t.Logf("one of 3 instances hung, 100 ms deadlines: %d of %d requests failed; the hung instance got %d attempts",
+		failed, requests, hung.hits.Load())
+	if failed > 3 {
+		t.Errorf("%d of %d requests failed, want at most 3: the hung instance is avoided once it has cost one", failed, requests)
+	}
+	if n := hung.hits.Load(); n > 3 {
+		t.Errorf("the hung instance got %d attempts, want at most 3", n)
+	}
+}
+
+// With an attempt timeout, a hung instance used to open the whole service's
+// breaker: the timed-out attempt reached the picker as a plain
+// context.Canceled, so it was neither a failure for ejection nor a latency
+// sample; P2C chose the never-measured instance first on every request, and
+// the breaker, counting attempts, saw half of them fail.
+func TestHungInstanceOpensTheServiceBreaker(t *testing.T) {
+	t.Parallel()
+	f, hung := hungFleet(t, 2)
+	c := f.client(t,
+		discovery.WithAttemptTimeout(50*time.Millisecond),
+		discovery.WithOutlierEjection(discovery.Ejection{Consecutive: 1}),
+		discovery.WithRetryBackoff(time.Millisecond, 2*time.Millisecond))
+	const requests = 20
+	for i := range requests {
+		code, err := call(c, "GET", "http://users/work", nil)
+		if errors.Is(err, circuitbreaker.ErrOpen) {
+			t.Fatalf("request %d: the service's breaker is open although one instance serves", i+1)
+		}
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("request %d = %d, %v; want 200 (a timed-out attempt is retried on the other instance)", i+1, code, err)
+		}
+	}
+	t.Logf("one of 2 instances hung, 50 ms attempt timeout: the hung instance got %d attempts of %d requests", hung.hits.Load(), requests)
+	// One timeout ejects it (Consecutive: 1); on a busy machine a healthy
+	// attempt may outlast 50 ms too, eject the healthy instance for a while
+	// and send a retry back to the hung one.
+	if n := hung.hits.Load(); n > 3 {
+		t.Errorf("the hung instance got %d attempts, want 1 to 3", n)
+	}
+}
 
 // The ejection cap was checked under the failing instance's own lock, so
 // instances failing together all saw room: 10 failing at once ejected 6 where
