@@ -161,7 +161,11 @@ func WithOutlierEjection(e Ejection) ClientOption {
 // WithCircuitBreaker sets the builder of the circuit breaker each service
 // gets, above the per-instance ejection: when most of a service's requests
 // fail, requests fail at once (with circuitbreaker.ErrOpen) until trial
-// requests succeed again. Start from [resilience.NewCircuitBreakerBuilder] and
+// requests succeed again. It counts requests, after their retries, not
+// attempts: a request that succeeded on another instance is a success, so an
+// instance that fails among healthy ones is ejection's business and never
+// opens it; a request that failed and whose retry the retry budget refused is
+// a failure. Start from [resilience.NewCircuitBreakerBuilder] and
 // tune it with failsafe's builder methods:
 //
 //	discovery.WithCircuitBreaker(resilience.NewCircuitBreakerBuilder().WithDelay(10 * time.Second))
@@ -339,11 +343,29 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.cfg.idempotencyKeys && !resilience.Idempotent(req) {
 		req = withIdempotencyKey(req)
 	}
+	// The service's breaker counts requests, not attempts: a request that
+	// succeeded on a retry is a success, so one bad instance among good ones
+	// (ejection's business) cannot open it for the whole service.
+	if svc.breaker != nil && !svc.breaker.TryAcquirePermit() {
+		closeBody(req)
+		return nil, circuitbreaker.ErrOpen // unchanged, as failsafe's breaker policy returns it
+	}
 	// The instances a request has tried travel with it, so that its retries
 	// and hedges go elsewhere.
 	ctx := req.Context()
 	req = req.WithContext(context.WithValue(ctx, triedKey{}, &tried{gone: ctx.Done()}))
 	resp, err := svc.transport.RoundTrip(req)
+	if svc.breaker != nil {
+		// A retry the budget refused leaves a request that failed on its
+		// instances; every other outcome is classified as for an attempt, and
+		// a non-failure (the caller's cancellation included) is a success, as
+		// failsafe's breaker policy records it.
+		if resilience.IsFailure(req, resp, err) || errors.Is(err, budget.ErrExceeded) {
+			svc.breaker.RecordFailure()
+		} else {
+			svc.breaker.RecordSuccess()
+		}
+	}
 	if t.tel.requests.Enabled(ctx) {
 		outcome := 0
 		if err != nil || resilience.FailureStatus(resp.StatusCode) {
@@ -554,9 +576,10 @@ func (t *clientTransport) service(name string) *serviceState {
 				tel.transitions.Add(ctx, 1, st.transition[e.NewState]...)
 			}
 		}
-		// Built under t.mu, so b is never used by two goroutines at once.
+		// Built under t.mu, so b is never used by two goroutines at once. Not
+		// a policy of the chain, where it would count attempts: RoundTrip asks
+		// it for a permit and records each request's outcome.
 		s.breaker = b.OnOpen(transition).OnHalfOpen(transition).OnClose(transition).Build()
-		policies = append(policies, s.breaker)
 	}
 	policies = append(policies, t.cfg.policies...)
 	if t.cfg.attemptTimeout > 0 {

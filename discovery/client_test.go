@@ -294,8 +294,17 @@ func TestEveryInstanceFailing(t *testing.T) {
 	if ratio > 1.5 {
 		t.Errorf("%.2f attempts per request, want the retry budget (20%%) to keep it near 1.2", ratio)
 	}
-	if opened.Load() == 0 {
-		t.Error("the breaker never opened")
+	// The breaker counts requests: these all passed it while it was closed,
+	// and their failures opened it. The next request is refused at once.
+	if _, err := call(c, "GET", "http://users/work", nil); !errors.Is(err, circuitbreaker.ErrOpen) {
+		t.Errorf("after %d failed requests: %v, want the open breaker's refusal", requests, err)
+	}
+	var after int64
+	for _, in := range f.ins {
+		after += in.hits.Load()
+	}
+	if after != attempts {
+		t.Errorf("the refused request reached an instance (%d attempts, %d before)", after, attempts)
 	}
 
 	// The service recovers: the breaker lets trial requests through (half-open)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/internal/metrictest"
+	"github.com/pier-go/pier/resilience"
 )
 
 // hang is the handler of an instance that accepts connections and never
@@ -110,6 +111,37 @@ func TestHungInstanceOpensTheServiceBreaker(t *testing.T) {
 	// and send a retry back to the hung one.
 	if n := hung.hits.Load(); n > 3 {
 		t.Errorf("the hung instance got %d attempts, want 1 to 3", n)
+	}
+}
+
+// The breaker counted attempts, so a service whose requests all succeeded
+// after a retry could open it: with two of three instances failing and
+// ejection off, two attempts in three fail though every request succeeds.
+func TestBreakerOpensThoughEveryRequestSucceeds(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 3, ok)
+	f.ins[0].set(status(http.StatusServiceUnavailable))
+	f.ins[1].set(status(http.StatusServiceUnavailable))
+	c := f.client(t,
+		discovery.WithBalancer(discovery.RoundRobin),
+		discovery.WithOutlierEjection(discovery.Ejection{Consecutive: -1}),
+		discovery.WithRetryBackoff(time.Millisecond, 2*time.Millisecond),
+		discovery.WithCircuitBreaker(resilience.NewCircuitBreakerBuilder().
+			WithFailureRateThreshold(0.5, 10, time.Minute).WithDelay(time.Minute)))
+	const requests = 40
+	for i := range requests {
+		code, err := call(c, "GET", "http://users/work", nil)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("request %d = %d, %v; want 200 (the breaker counts requests, and each succeeded)", i+1, code, err)
+		}
+	}
+	var failures int64
+	for _, in := range f.ins[:2] {
+		failures += in.hits.Load()
+	}
+	t.Logf("%d requests, all successful, made %d failed attempts", requests, failures)
+	if failures < requests/2 {
+		t.Errorf("only %d failed attempts: the test no longer makes most attempts fail", failures)
 	}
 }
 
