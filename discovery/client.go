@@ -356,11 +356,13 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.WithContext(context.WithValue(ctx, triedKey{}, &tried{gone: ctx.Done()}))
 	resp, err := svc.transport.RoundTrip(req)
 	if svc.breaker != nil {
-		// A retry the budget refused leaves a request that failed on its
-		// instances; every other outcome is classified as for an attempt, and
-		// a non-failure (the caller's cancellation included) is a success, as
-		// failsafe's breaker policy records it.
-		if resilience.IsFailure(req, resp, err) || errors.Is(err, budget.ErrExceeded) {
+		// A retry that the budget or the breaker (opened meanwhile) refused
+		// leaves a request that failed on its instances; every other outcome
+		// is classified as for an attempt, and a non-failure (the caller's
+		// cancellation included) is a success, as failsafe's breaker policy
+		// records it.
+		if resilience.IsFailure(req, resp, err) || errors.Is(err, budget.ErrExceeded) ||
+			errors.Is(err, circuitbreaker.ErrOpen) {
 			svc.breaker.RecordFailure()
 		} else {
 			svc.breaker.RecordSuccess()
@@ -407,6 +409,12 @@ type picker struct {
 // method: as gRPC's transparent retries do for calls that never left.
 func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	t, svc := p.t, p.svc
+	if svc.breaker != nil && svc.breaker.IsOpen() {
+		// The service's breaker opened since this request passed it: its
+		// retries stop, as they would with the breaker inside them.
+		closeBody(req)
+		return nil, circuitbreaker.ErrOpen
+	}
 	ctx := req.Context()
 	tr, _ := ctx.Value(triedKey{}).(*tried)
 	if tr == nil {
