@@ -477,8 +477,9 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		resp = t.tel.finish(out.Context(), span, &svc.tel, req.URL, out, resp, err, rtt)
-		if err == nil || !notSent(err) || n+1 >= len(eps) || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
-			return resp, err
+		if err == nil || !notSent(err) || out.Context().Err() != nil || n+1 >= len(eps) ||
+			(req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
+			return resp, err // a dial cut by the attempt's end is not retried here
 		}
 	}
 }
