@@ -231,3 +231,28 @@ func TestEjectionCapExceededByConcurrentFailures(t *testing.T) {
 	}
 	t.Logf("at most %d of %d instances ejected over %d rounds", worst, instances, rounds)
 }
+
+// An attempt canceled because a hedge answered first lost a race: it is no
+// timeout, and must not count against its instance as an attempt timeout does.
+func TestHedgeLoserIsNotAFailure(t *testing.T) {
+	t.Parallel()
+	f, hung := hungFleet(t, 2)
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	c := f.client(t,
+		discovery.WithBalancer(discovery.RoundRobin), // the hung instance goes first every other request
+		discovery.WithOutlierEjection(discovery.Ejection{Consecutive: 1}),
+		discovery.WithPolicies(resilience.NewHedgeBuilder(20*time.Millisecond).Build()),
+		discovery.WithMeterProvider(mp))
+	const requests = 6
+	if failed := run(c, requests, 1, "GET", nil); failed != 0 {
+		t.Fatalf("%d of %d hedged requests failed", failed, requests)
+	}
+	if hung.hits.Load() < 2 {
+		t.Fatalf("the hung instance got %d attempts, want the first of every other request", hung.hits.Load())
+	}
+	if n, _ := metrictest.Value(t, reader, "pier.client.ejections", users); n != 0 {
+		t.Errorf("%v ejections: a hedge's loser counted as a failure of its instance", n)
+	}
+}
