@@ -265,3 +265,22 @@ func TestP2CPilesRequestsOntoAnUnmeasuredInstance(t *testing.T) {
 		}
 	}
 }
+
+// An attempt cut before it answered took at least its time: a peak when
+// above the average, nothing when below (the answer would have come later).
+func TestCutAttemptRaisesButNeverLowersTheCost(t *testing.T) {
+	now := time.Unix(1000, 0)
+	e := &endpoint{}
+	e.observeCut(now, 100*time.Millisecond)
+	if got := time.Duration(e.load()); got != 100*time.Millisecond {
+		t.Fatalf("after a cut at 100ms an unmeasured endpoint costs %v, want 100ms", got)
+	}
+	e.observeCut(now.Add(ewmaTau), time.Millisecond)
+	if got := time.Duration(e.load()); got != 100*time.Millisecond {
+		t.Fatalf("a cut at 1ms moved the cost to %v, want it kept at 100ms", got)
+	}
+	e.observeCut(now.Add(ewmaTau), 300*time.Millisecond)
+	if got := time.Duration(e.load()); got != 300*time.Millisecond {
+		t.Fatalf("after a cut at 300ms the cost is %v, want the peak, 300ms", got)
+	}
+}
