@@ -132,7 +132,7 @@ const (
 
 // Ejection configures outlier ejection, after Envoy's consecutive-failure
 // detection. Its zero value is the default. A failure is what
-// [resilience.IsFailure] says it is, plus an attempt canceled by a policy
+// resilience.IsFailure says it is, plus an attempt canceled by a policy
 // inside the client (an attempt timeout) while its request went on.
 type Ejection struct {
 	// Consecutive is how many failures in a row eject an instance. Default
