@@ -358,14 +358,19 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if svc.breaker != nil {
 		// A retry that the budget or the breaker (opened meanwhile) refused
 		// leaves a request that failed on its instances; every other outcome
-		// is classified as for an attempt, and a non-failure (the caller's
-		// cancellation included) is a success, as failsafe's breaker policy
-		// records it.
-		if resilience.IsFailure(req, resp, err) || errors.Is(err, budget.ErrExceeded) ||
-			errors.Is(err, circuitbreaker.ErrOpen) {
+		// is classified as for an attempt, with the caller's request, so that
+		// its own deadline is told from an instance's slowness. What that
+		// does not call a failure goes to the breaker's own conditions (the
+		// builder's HandleIf and the like): a success unless they say
+		// otherwise, as failsafe's breaker policy records it.
+		switch {
+		case resilience.IsFailure(req, resp, err) || errors.Is(err, budget.ErrExceeded) ||
+			errors.Is(err, circuitbreaker.ErrOpen):
 			svc.breaker.RecordFailure()
-		} else {
-			svc.breaker.RecordSuccess()
+		case err != nil:
+			svc.breaker.RecordError(err)
+		default:
+			svc.breaker.RecordResult(resp)
 		}
 	}
 	if t.tel.requests.Enabled(ctx) {

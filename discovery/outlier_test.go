@@ -256,3 +256,28 @@ func TestHedgeLoserIsNotAFailure(t *testing.T) {
 		t.Errorf("%v ejections: a hedge's loser counted as a failure of its instance", n)
 	}
 }
+
+// The breaker records requests itself now, outside the failsafe execution;
+// the conditions of its builder must still decide what else is a failure.
+func TestBreakerBuilderConditionsStillCount(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2, status(http.StatusInternalServerError))
+	c := f.client(t, discovery.WithCircuitBreaker(resilience.NewCircuitBreakerBuilder().
+		HandleIf(func(resp *http.Response, _ error) bool {
+			return resp != nil && resp.StatusCode == http.StatusInternalServerError
+		}).
+		WithFailureRateThreshold(0.5, 4, time.Minute).WithDelay(time.Minute)))
+	for i := range 10 {
+		code, err := call(c, "GET", "http://users/work", nil)
+		if errors.Is(err, circuitbreaker.ErrOpen) {
+			if i < 4 {
+				t.Fatalf("open after %d requests, want at least 4 (the builder's minimum)", i)
+			}
+			return
+		}
+		if err != nil || code != http.StatusInternalServerError {
+			t.Fatalf("request %d = %d, %v; want the 500", i+1, code, err)
+		}
+	}
+	t.Fatal("10 answers of 500, which the builder's HandleIf calls failures, did not open the breaker")
+}
