@@ -35,7 +35,8 @@ type Config struct {
 	// unready. Default 0: in one process the memory registry tells every
 	// caller at once.
 	DrainDelay time.Duration
-	// ClientOptions are added to every service's client (retries, breaker).
+	// ClientOptions are added to every service's client: retries, backoff,
+	// timeouts. Not WithCircuitBreaker, whose builder one client only may use.
 	ClientOptions []discovery.ClientOption
 	// Payments configures the simulated processor (WithDelay, WithFailureRate).
 	Payments []payments.Option
@@ -75,14 +76,13 @@ type Shop struct {
 	// made anew at each start: only this process needs it.
 	ordersSecret string
 
-	users   *users.Users
 	orders  *orders.Orders
 	gateway *service.Service
 
 	mu       sync.Mutex
 	running  map[string]*running
 	closers  []io.Closer
-	verifier []*shopauth.Verifier
+	verifier []io.Closer // the verifiers, closed when the shop stops
 }
 
 type running struct {
@@ -207,7 +207,7 @@ func (s *Shop) build(name string) (*service.Service, error) {
 			return nil, err
 		}
 		s.mu.Lock()
-		s.users = u
+		s.verifier = append(s.verifier, u)
 		s.mu.Unlock()
 		return svc, nil
 	case Products:
