@@ -59,7 +59,7 @@ func (e *InsufficientError) Error() string {
 // concurrent use, and Reserve and Release atomic.
 type Store interface {
 	// List returns up to limit products with ids after after ("" for the
-	// first page), in id order, which is creation order.
+	// first page), in id order, which is creation order to the millisecond.
 	List(ctx context.Context, after string, limit int) ([]Product, error)
 	Get(ctx context.Context, id string) (Product, error) // ErrNotFound
 	Create(ctx context.Context, p Product) error
