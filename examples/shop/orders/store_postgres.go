@@ -25,6 +25,7 @@ CREATE TABLE orders (
 	updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX orders_user ON orders (user_id, id);
+CREATE INDEX orders_status ON orders (status, created_at);
 CREATE TABLE order_items (
 	order_id    TEXT NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
 	position    INTEGER NOT NULL,
@@ -32,7 +33,14 @@ CREATE TABLE order_items (
 	quantity    BIGINT NOT NULL,
 	price_cents BIGINT NOT NULL DEFAULT 0,
 	PRIMARY KEY (order_id, position)
-);`, pgidem.Schema}
+);`, pgidem.Schema, `
+CREATE TABLE owed (
+	kind       TEXT NOT NULL CHECK (kind IN ('refund', 'release')),
+	target     TEXT NOT NULL,
+	order_id   TEXT NOT NULL,
+	created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+	PRIMARY KEY (kind, target)
+);`}
 
 // PostgresStore is the Store in PostgreSQL, in the schema "orders", which
 // also holds the idempotency keys of POST /orders. It is safe for concurrent
@@ -184,6 +192,53 @@ func (s *PostgresStore) Transition(ctx context.Context, from string, o Order) (b
 func (s *PostgresStore) Delete(ctx context.Context, id string) error {
 	if _, err := s.pool.Exec(ctx, `DELETE FROM orders WHERE id = $1 AND status = 'pending'`, id); err != nil {
 		return fmt.Errorf("orders: delete: %w", err)
+	}
+	return nil
+}
+
+// Stale implements Store.
+func (s *PostgresStore) Stale(ctx context.Context, before time.Time, limit int) ([]Order, error) {
+	return s.query(ctx, `WHERE status = 'pending' AND created_at < $1 ORDER BY created_at, id LIMIT $2`, before, limit)
+}
+
+// Owe implements Store.
+func (s *PostgresStore) Owe(ctx context.Context, steps []Step) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, st := range steps {
+			if _, err := tx.Exec(ctx, `INSERT INTO owed (kind, target, order_id) VALUES ($1, $2, $3)
+				ON CONFLICT DO NOTHING`, st.Kind, st.Target, st.OrderID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("orders: owe: %w", err)
+	}
+	return nil
+}
+
+// Owed implements Store.
+func (s *PostgresStore) Owed(ctx context.Context, limit int) ([]Step, error) {
+	rows, err := s.pool.Query(ctx, `SELECT kind, target, order_id FROM owed ORDER BY created_at, kind, target LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("orders: owed: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Step, error) {
+		var st Step
+		err := row.Scan(&st.Kind, &st.Target, &st.OrderID)
+		return st, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orders: owed: %w", err)
+	}
+	return out, nil
+}
+
+// Paid implements Store.
+func (s *PostgresStore) Paid(ctx context.Context, st Step) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM owed WHERE kind = $1 AND target = $2`, st.Kind, st.Target); err != nil {
+		return fmt.Errorf("orders: paid: %w", err)
 	}
 	return nil
 }

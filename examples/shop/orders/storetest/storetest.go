@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +33,8 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"TransitionIsConditional", testTransitionIsConditional},
 		{"ConcurrentTransitionsMoveOnce", testConcurrentTransitions},
 		{"DeleteOnlyPending", testDeleteOnlyPending},
+		{"StaleFindsOldPendingOrders", testStale},
+		{"OwedStepsRecordedOnce", testOwed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -204,5 +208,86 @@ func testDeleteOnlyPending(t *testing.T, open Opener) {
 	}
 	if got, err := s.Get(ctx, "o_1"); err != nil || len(got.Items) != 2 {
 		t.Fatalf("recreated order = %+v, %v", got, err)
+	}
+}
+
+func testStale(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := t.Context()
+	at := func(id string, d time.Duration, status string) {
+		t.Helper()
+		o := order(id, "u_a")
+		o.CreatedAt = created.Add(d)
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		if status != orders.Pending {
+			o.Status = status
+			if ok, err := s.Transition(ctx, orders.Pending, o); err != nil || !ok {
+				t.Fatalf("transition: %v, %v", ok, err)
+			}
+		}
+	}
+	at("o_1", 2*time.Second, orders.Pending)
+	at("o_2", 0, orders.Pending)
+	at("o_3", -time.Second, orders.Confirmed)
+	at("o_4", time.Second, orders.Pending)
+	at("o_5", time.Hour, orders.Pending)
+	ids := func(os []orders.Order) []string {
+		var out []string
+		for _, o := range os {
+			out = append(out, o.ID)
+		}
+		return out
+	}
+	got, err := open(t).Stale(ctx, created.Add(3*time.Second), 10)
+	if err != nil || !slices.Equal(ids(got), []string{"o_2", "o_4", "o_1"}) {
+		t.Fatalf("Stale = %v, %v; want o_2, o_4, o_1: pending, older than the bound, oldest first", ids(got), err)
+	}
+	if len(got[0].Items) != 2 {
+		t.Fatalf("stale order without its items: %+v", got[0])
+	}
+	if got, err := s.Stale(ctx, created.Add(3*time.Second), 1); err != nil || !slices.Equal(ids(got), []string{"o_2"}) {
+		t.Fatalf("Stale(limit 1) = %v, %v; want o_2", ids(got), err)
+	}
+	if got, err := s.Stale(ctx, created, 10); err != nil || len(got) != 0 {
+		t.Fatalf("Stale before every pending order = %v, %v; want none", ids(got), err)
+	}
+}
+
+func testOwed(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := t.Context()
+	refund := orders.Step{Kind: orders.StepRefund, Target: "o_1", OrderID: "o_1"}
+	r1 := orders.Step{Kind: orders.StepRelease, Target: "o_1.p_1", OrderID: "o_1"}
+	r2 := orders.Step{Kind: orders.StepRelease, Target: "o_1.p_2", OrderID: "o_1"}
+	r3 := orders.Step{Kind: orders.StepRelease, Target: "o_2.p_1", OrderID: "o_2"}
+	if err := s.Owe(ctx, []orders.Step{refund, r1, r2}); err != nil {
+		t.Fatal(err)
+	}
+	again := open(t) // another instance owes some of the same steps
+	if err := again.Owe(ctx, []orders.Step{r1, r3}); err != nil {
+		t.Fatal(err)
+	}
+	sorted := func(steps []orders.Step) []orders.Step {
+		slices.SortFunc(steps, func(a, b orders.Step) int {
+			return strings.Compare(a.Kind+" "+a.Target, b.Kind+" "+b.Target)
+		})
+		return steps
+	}
+	got, err := again.Owed(ctx, 10)
+	if want := sorted([]orders.Step{refund, r1, r2, r3}); err != nil || !slices.Equal(sorted(got), want) {
+		t.Fatalf("Owed = %v, %v; want each step once: %v", got, err, want)
+	}
+	if got, err := s.Owed(ctx, 2); err != nil || len(got) != 2 {
+		t.Fatalf("Owed(2) = %v, %v", got, err)
+	}
+	for _, st := range []orders.Step{r1, refund, {Kind: orders.StepRelease, Target: "never-owed"}} {
+		if err := s.Paid(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := again.Owed(ctx, 10); err != nil || !slices.Equal(sorted(got), sorted([]orders.Step{r2, r3})) {
+		t.Fatalf("Owed after paying two = %v, %v; want %v", got, err, []orders.Step{r2, r3})
 	}
 }
