@@ -73,6 +73,12 @@ alive() {
 	local pid="${1%% *}"
 	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
 	{ [[ -d /proc/$pid ]] || kill -0 "$pid" 2>/dev/null; } || return 1
+	# A zombie (killed, not yet reaped by its parent) has gone too.
+	local stat
+	if stat="$(cat "/proc/$pid/stat" 2>/dev/null)"; then
+		stat="${stat##*) }"
+		[[ "${stat:0:1}" != Z ]] || return 1
+	fi
 	[[ "$(identity "$pid")" == "$1" ]]
 }
 
