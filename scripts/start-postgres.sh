@@ -41,6 +41,8 @@ die() { log "$*"; exit 1; }
 # bindir finds the server: PG_BINDIR, else version 15, else the newest installed.
 bindir() {
 	if [[ -n "${PG_BINDIR:-}" ]]; then
+		[[ -x "$PG_BINDIR/postgres" && -x "$PG_BINDIR/initdb" && -x "$PG_BINDIR/pg_ctl" ]] ||
+			die "PG_BINDIR=$PG_BINDIR holds no postgres, initdb and pg_ctl"
 		echo "$PG_BINDIR"
 		return
 	fi
@@ -63,7 +65,7 @@ install_server() {
 		mkdir -p /etc/postgresql-common
 		echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.conf
 	fi
-	export DEBIAN_FRONTEND=noninteractive
+	export DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1
 	apt-get update >&2
 	apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold postgresql >&2
 }
