@@ -94,9 +94,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(schema)); err != nil {
 			return err
 		}
-		// The schema's name passed the pattern above: safe to quote this way.
-		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS "`+schema+`"`); err != nil {
+		// CREATE SCHEMA needs the CREATE right on the database even when the
+		// schema exists: look first, so that a user given only its schema runs.
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
 			return err
+		}
+		if !exists {
+			// The name passed the pattern above: safe to quote this way.
+			if _, err := tx.Exec(ctx, `CREATE SCHEMA "`+schema+`"`); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER PRIMARY KEY,
