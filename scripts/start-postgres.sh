@@ -146,8 +146,14 @@ exec 9>&-
 
 # On failure, take down whatever was made.
 ok=
-cleanup() { [[ -n "$ok" ]] || "$root/scripts/stop-postgres.sh" "$run" >&2 || true; }
+cleanup() {
+	[[ -z "$ok" ]] || return 0
+	log "interrupted or failed: removing ${run#"$root"/}"
+	"$root/scripts/stop-postgres.sh" "$run" >&2 || true
+}
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 data="$run/data"
 if [[ $EUID -eq 0 ]]; then
