@@ -98,6 +98,21 @@ func (s *PostgresStore) Get(ctx context.Context, id string) (Product, error) {
 	return p, nil
 }
 
+// Restock implements Store: one UPDATE, so concurrent restocks and
+// reservations add up.
+func (s *PostgresStore) Restock(ctx context.Context, id string, quantity int64) (Product, error) {
+	var p Product
+	err := s.pool.QueryRow(ctx, `UPDATE products SET stock = stock + $1 WHERE id = $2
+		RETURNING id, name, price_cents, stock`, quantity, id).Scan(&p.ID, &p.Name, &p.PriceCents, &p.Stock)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Product{}, ErrNotFound
+	}
+	if err != nil {
+		return Product{}, fmt.Errorf("products: restock: %w", err)
+	}
+	return p, nil
+}
+
 // Create implements Store.
 func (s *PostgresStore) Create(ctx context.Context, p Product) error {
 	if _, err := s.pool.Exec(ctx, `INSERT INTO products (id, name, price_cents, stock) VALUES ($1, $2, $3, $4)`,

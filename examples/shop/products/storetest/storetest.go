@@ -31,6 +31,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"ConcurrentReservesOfOneIDReserveOnce", testConcurrentReservesOfOneID},
 		{"ConcurrentReleasesOfOneIDReleaseOnce", testConcurrentReleasesOfOneID},
 		{"ReleaseRacingReserveLeavesStockWhole", testReleaseRacingReserve},
+		{"ConcurrentRestocksAndReservesAddUp", testConcurrentRestocksAndReserves},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -297,5 +298,36 @@ func testReleaseRacingReserve(t *testing.T, open Opener) {
 		if got := stockOf(t, handles[0], p); got != 100 {
 			t.Fatalf("round %d: stock %d, want 100 (reserve: %v)", round, got, reserveErr)
 		}
+	}
+}
+
+// testConcurrentRestocksAndReserves: restocks and reservations racing on one
+// product from two handles lose no unit, and an unknown product is ErrNotFound.
+func testConcurrentRestocksAndReserves(t *testing.T, open Opener) {
+	a, b := open(t), open(t)
+	id := create(t, a, "p_restock", 10)
+	if _, err := a.Restock(t.Context(), "p_none", 1); !errors.Is(err, products.ErrNotFound) {
+		t.Fatalf("Restock of an unknown product = %v, want ErrNotFound", err)
+	}
+	errs := make(chan error, 40)
+	together(40, func(i int) {
+		s := []products.Store{a, b}[i%2]
+		var err error
+		if i%2 == 0 {
+			_, err = s.Restock(t.Context(), id, 2)
+		} else {
+			_, _, err = s.Reserve(t.Context(), products.Reservation{ID: fmt.Sprintf("r_restock_%d", i), ProductID: id, Quantity: 1})
+		}
+		errs <- err
+	})
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 10 + 20 restocks of 2 - 20 reservations of 1.
+	if got := stockOf(t, a, id); got != 30 {
+		t.Fatalf("stock = %d after 20 restocks of 2 and 20 reservations of 1 from 10, want 30", got)
 	}
 }
