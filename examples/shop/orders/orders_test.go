@@ -49,10 +49,13 @@ func TestPlaceOrderValidation(t *testing.T) {
 // TestReservationIDsAreStable: a retry of an order reserves under the same
 // ids, and two orders never share one.
 func TestReservationIDsAreStable(t *testing.T) {
-	if ReservationID("o_1", "p_1") != ReservationID("o_1", "p_1") {
-		t.Fatal("one order and product, two ids")
+	first, retry := ReservationID("o_1", "p_1"), ReservationID("o_1", "p_1")
+	if first != retry {
+		t.Fatalf("one order and product, two ids: %q and %q", first, retry)
 	}
-	if ReservationID("o_1", "p_1") == ReservationID("o_2", "p_1") || ReservationID("o_1", "p_1") == ReservationID("o_1", "p_2") {
-		t.Fatal("two reservations share an id")
+	for _, other := range []string{ReservationID("o_2", "p_1"), ReservationID("o_1", "p_2")} {
+		if other == first {
+			t.Fatalf("two reservations share the id %q", first)
+		}
 	}
 }
