@@ -3,11 +3,9 @@ package orders
 import (
 	"strings"
 	"testing"
-
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain, with goleak, is in store_suite_test.go.
 
 func TestPlaceOrderValidation(t *testing.T) {
 	type item = struct {
