@@ -31,6 +31,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"ConcurrentReservesOfOneIDReserveOnce", testConcurrentReservesOfOneID},
 		{"ConcurrentReleasesOfOneIDReleaseOnce", testConcurrentReleasesOfOneID},
 		{"ReleaseRacingReserveLeavesStockWhole", testReleaseRacingReserve},
+		{"RestockAddsToStock", testRestock},
 		{"ConcurrentRestocksAndReservesAddUp", testConcurrentRestocksAndReserves},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -329,5 +330,17 @@ func testConcurrentRestocksAndReserves(t *testing.T, open Opener) {
 	// 10 + 20 restocks of 2 - 20 reservations of 1.
 	if got := stockOf(t, a, id); got != 30 {
 		t.Fatalf("stock = %d after 20 restocks of 2 and 20 reservations of 1 from 10, want 30", got)
+	}
+}
+
+func testRestock(t *testing.T, open Opener) {
+	s := open(t)
+	p := create(t, s, "p_restock", 2)
+	got, err := s.Restock(t.Context(), p, 5)
+	if err != nil || got.Stock != 7 || stockOf(t, s, p) != 7 {
+		t.Fatalf("restock = %+v, %v; want stock 7", got, err)
+	}
+	if _, err := s.Restock(t.Context(), "p_none", 1); !errors.Is(err, products.ErrNotFound) {
+		t.Fatalf("restock an unknown product: %v, want ErrNotFound", err)
 	}
 }
