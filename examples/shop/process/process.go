@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,6 +62,11 @@ type Config struct {
 	PaymentsDelay time.Duration
 	PaymentsFail  float64
 	Routes        string // gateway: -routes, PIER_ROUTES: a routes file; default the shop's routes
+
+	// Probe asks the instance listening on Addr whether it is ready, instead
+	// of running one (-probe, no variable): for container health checks in
+	// images without a shell or curl.
+	Probe bool
 }
 
 // callees are the services name calls, which a static list must name.
@@ -103,6 +110,7 @@ func flagSet(name string, c *Config) *flag.FlagSet {
 	fs.StringVar(&c.DNSDomain, "dns-domain", "", "dns registry: domain appended to service names, such as shop.svc.cluster.local (default: the resolv.conf search list)")
 	fs.DurationVar(&c.Drain, "drain", service.DefaultDrainDelay, "how long a stopping instance keeps serving while callers move away")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", service.DefaultShutdownTimeout, "bound on in-flight requests at stop")
+	fs.BoolVar(&c.Probe, "probe", false, "check that the instance on -addr is ready (GET /health/ready) and exit 0 if it is, 1 if not")
 	fs.StringVar(&c.LogFormat, "log-format", "", "log format: json, text or tint (default: tint on a terminal, json otherwise)")
 	if name != shop.Gateway {
 		fs.StringVar(&c.Data, "data", "", "data directory: SQLite files and, for users, the signing key")
@@ -129,7 +137,9 @@ func Usage(w io.Writer, name string) {
 	fmt.Fprintf(w, "usage: %s [flags]\n\nRuns the shop's %s service as a process of its own. Every flag can be set\nby the environment variable shown; a flag wins over its variable.\n\n", name, name)
 	fs.SetOutput(w)
 	fs.VisitAll(func(f *flag.Flag) {
-		f.Usage = fmt.Sprintf("%s [$%s]", f.Usage, envOf(f.Name))
+		if f.Name != "probe" {
+			f.Usage = fmt.Sprintf("%s [$%s]", f.Usage, envOf(f.Name))
+		}
 	})
 	fs.PrintDefaults()
 }
@@ -156,7 +166,7 @@ func Parse(name string, args []string, lookup func(string) (string, bool)) (Conf
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		source[f.Name] = "-" + f.Name
-		if given[f.Name] {
+		if given[f.Name] || f.Name == "probe" {
 			return
 		}
 		env := envOf(f.Name)
@@ -250,11 +260,48 @@ func Main(ctx context.Context, name string, args []string, stderr io.Writer) int
 		fmt.Fprintln(stderr, oneLine(name, err))
 		return 2
 	}
-	if err := Run(ctx, cfg, stderr); err != nil {
+	if cfg.Probe {
+		err = Probe(ctx, cfg.Addr)
+	} else {
+		err = Run(ctx, cfg, stderr)
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, oneLine(name, err))
 		return 1
 	}
 	return 0
+}
+
+// Probe asks the instance listening on addr (a listen address such as
+// ":8080", read as a loopback address when its host is empty or
+// unspecified) whether it is ready: nil when GET /health/ready answers 200
+// within 5 s.
+func Probe(ctx context.Context, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("probe: -addr %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	url := "http://" + net.JoinHostPort(host, port) + "/health/ready"
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", url, err)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", url, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe %s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 // oneLine prefixes err's message with the command's name and folds the

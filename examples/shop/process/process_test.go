@@ -282,6 +282,13 @@ func TestProcessesStaticRegistry(t *testing.T) {
 	base := "http://" + gw.addr
 	waitFor(t, client, base+"/health", gw)
 
+	// The container health check: -probe asks the instance on -addr.
+	probe := exec.Command(filepath.Join(bin, shop.Products), "-probe", "-addr", addrs[shop.Products], "-data", t.TempDir())
+	probe.Env = env
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Fatalf("products -probe on a ready instance: %v: %s", err, out)
+	}
+
 	post := func(path string, body any, want int) map[string]any {
 		t.Helper()
 		b, _ := json.Marshal(body)
@@ -348,6 +355,10 @@ func TestProcessesStaticRegistry(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatalf("%s still running a minute after SIGTERM", p.name)
 		}
+	}
+	line := runBad(t, bin, shop.Products, env[len(env)-3:], "-probe", "-addr", addrs[shop.Products], "-data", t.TempDir())
+	if want := "products: probe http://" + addrs[shop.Products] + "/health/ready: "; !strings.HasPrefix(line, want) || strings.Count(line, "\n") != 1 {
+		t.Errorf("-probe on a stopped instance: %q, want one line starting %q", line, want)
 	}
 }
 
