@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pier-go/pier/examples/shop/internal/shopauth"
 	"github.com/pier-go/pier/examples/shop/internal/sqlidem"
@@ -44,6 +45,13 @@ type Parts struct {
 	DB health.Checker
 	// Key signs the users service's tokens.
 	Key ed25519.PrivateKey
+	// OrdersSecret is the orders service's client secret: users issues
+	// orders its own tokens (scope internal) for it, and orders asks with it.
+	// Required for users and orders.
+	OrdersSecret string
+	// SweepInterval is how often orders looks for placements cut short.
+	// Default SweepInterval.
+	SweepInterval time.Duration
 	// PasswordParams are argon2id's costs. Default users.DefaultPasswordParams.
 	PasswordParams users.PasswordParams
 	// PaymentOptions configure the simulated processor.
@@ -60,6 +68,10 @@ type Parts struct {
 type Node struct {
 	// Service is the running part; its Addr is known once Run has bound it.
 	Service *service.Service
+	// Users and Orders are the handlers of the users and orders services,
+	// nil for the others.
+	Users  *users.Users
+	Orders *orders.Orders
 
 	closeOnce sync.Once
 	closers   []io.Closer
@@ -79,14 +91,27 @@ func NewNode(name string, p Parts, opts ...service.Option) (*Node, error) {
 	if p.PasswordParams == (users.PasswordParams{}) {
 		p.PasswordParams = users.DefaultPasswordParams
 	}
+	if p.SweepInterval <= 0 {
+		p.SweepInterval = SweepInterval
+	}
 	if p.DB != nil {
 		opts = append([]service.Option{service.WithHealthCheck("db", p.DB)}, opts...)
 	}
+	if (name == Users || name == Orders) && p.OrdersSecret == "" {
+		return nil, fmt.Errorf("shop: %s: no orders client secret", name)
+	}
 	n := &Node{}
 	var gw *gateway.Gateway
-	if name == Gateway {
+	// The orders sweeper is made once orders is, which needs the Service.
+	var startSweep, stopSweep func(context.Context) error
+	switch name {
+	case Gateway:
 		opts = append(opts, service.WithHealthCheck("routes",
 			health.CheckerFunc(func(ctx context.Context) error { return gw.Ready(ctx) })))
+	case Orders:
+		opts = append(opts,
+			service.WithOnStart(func(ctx context.Context) error { return startSweep(ctx) }),
+			service.WithOnStop(func(ctx context.Context) error { return stopSweep(ctx) }))
 	}
 	svc, err := service.New(name, opts...)
 	if err != nil {
@@ -106,10 +131,10 @@ func NewNode(name string, p Parts, opts ...service.Option) (*Node, error) {
 		if p.Users == nil {
 			return nil, missing("store")
 		}
-		var u *users.Users
-		u, err = users.New(svc, p.Users, p.Key, users.WithPasswordParams(p.PasswordParams))
-		if u != nil {
-			n.closers = append(n.closers, u)
+		n.Users, err = users.New(svc, p.Users, p.Key, users.WithPasswordParams(p.PasswordParams),
+			users.WithClients(users.Client{ID: Orders, Secret: p.OrdersSecret, Scopes: []string{shopauth.InternalScope}}))
+		if n.Users != nil {
+			n.closers = append(n.closers, n.Users)
 		}
 	case Products:
 		if p.Products == nil {
@@ -125,7 +150,10 @@ func NewNode(name string, p Parts, opts ...service.Option) (*Node, error) {
 		if p.Orders == nil || p.Keys == nil {
 			return nil, errors.Join(missing("store"), n.Close())
 		}
-		_, err = orders.New(svc, p.Orders, p.Keys, v)
+		n.Orders, err = orders.New(svc, p.Orders, p.Keys, v, shopauth.ServiceTokens(svc.Client(), Orders, p.OrdersSecret))
+		if err == nil {
+			startSweep, stopSweep = n.Orders.Sweeper(p.SweepInterval)
+		}
 	case Gateway:
 		routes := p.Routes
 		if routes == nil {

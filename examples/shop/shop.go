@@ -1,11 +1,8 @@
-// Package shop runs the shop in one process: the users, products, payments
-// and orders services, each a pier Service on its own loopback port, found
-// through one in-memory registry, behind the gateway. cmd/shop is its command;
-// the tests start it the same way.
 package shop
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +46,10 @@ type Config struct {
 	LoginBurst int
 }
 
+// SweepInterval is how often orders looks for placements cut short
+// (orders.Orders.Sweep).
+const SweepInterval = 30 * time.Second
+
 // Names of the services, as registered.
 const (
 	Users    = "users"
@@ -62,14 +63,19 @@ const (
 type Shop struct {
 	cfg      Config
 	log      *slog.Logger
-	registry *discovery.Memory
+	registry *registry
 
 	usersStore    *users.SQLiteStore
 	productsStore *products.SQLiteStore
 	paymentsStore *payments.SQLiteStore
 	ordersStore   *orders.SQLiteStore
 	key           []byte
+	// ordersSecret is the orders service's client secret for its own token,
+	// made anew at each start: only this process needs it.
+	ordersSecret string
 
+	users   *users.Users
+	orders  *orders.Orders
 	gateway *service.Service
 
 	mu      sync.Mutex
@@ -104,7 +110,8 @@ func Open(ctx context.Context, cfg Config) (*Shop, error) {
 	if cfg.PasswordParams == (users.PasswordParams{}) {
 		cfg.PasswordParams = users.DefaultPasswordParams
 	}
-	s := &Shop{cfg: cfg, log: cfg.Logger, registry: discovery.NewMemory(), running: map[string]*running{}}
+	s := &Shop{cfg: cfg, log: cfg.Logger, registry: newRegistry(), running: map[string]*running{},
+		ordersSecret: rand.Text()}
 	if s.log == nil {
 		l, err := service.NewLogger()
 		if err != nil {
@@ -156,6 +163,7 @@ func (s *Shop) build(name string) (*Node, error) {
 	p := Parts{
 		Logger:         s.log,
 		Key:            s.key,
+		OrdersSecret:   s.ordersSecret,
 		PasswordParams: s.cfg.PasswordParams,
 		PaymentOptions: s.cfg.Payments,
 		Routes:         Routes(s.cfg.LoginRate, s.cfg.LoginBurst),
@@ -180,13 +188,30 @@ func (s *Shop) build(name string) (*Node, error) {
 	if name == Gateway {
 		addr = s.cfg.Addr
 	}
-	return NewNode(name, p,
+	opts := []service.Option{
 		service.WithAddr(addr),
 		service.WithLogger(s.log),
 		service.WithRegistry(s.registry),
-		service.WithShutdown(s.cfg.DrainDelay, 10*time.Second),
 		service.WithClientOptions(s.cfg.ClientOptions...),
-	)
+	}
+	if s.cfg.DrainDelay > 0 {
+		opts = append(opts, service.WithShutdown(s.cfg.DrainDelay, 0))
+	} else {
+		opts = append(opts, service.WithoutDrainDelay())
+	}
+	n, err := NewNode(name, p, opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if n.Users != nil {
+		s.users = n.Users
+	}
+	if n.Orders != nil {
+		s.orders = n.Orders
+	}
+	s.mu.Unlock()
+	return n, nil
 }
 
 // start builds the named service and runs it until stop.
@@ -231,13 +256,18 @@ func (s *Shop) stop(name string) error {
 
 // Run starts every service and the gateway, waits until each is registered
 // and then calls ready (if not nil) with the gateway's address; it serves
-// until ctx ends and then stops the gateway first and the users service last.
+// until ctx ends and then stops the gateway first, orders next, and the
+// services orders calls last.
 func (s *Shop) Run(ctx context.Context, ready func(gateway net.Addr)) error {
-	var errs []error
 	stopAll := func() error {
-		for _, name := range slices.Backward(ServiceNames()) {
-			errs = append(errs, s.stop(name))
+		errs := []error{s.stop(Gateway), s.stop(Orders)}
+		var wg sync.WaitGroup
+		rest := make([]error, 3)
+		for i, name := range []string{Payments, Products, Users} {
+			wg.Go(func() { rest[i] = s.stop(name) })
 		}
+		wg.Wait()
+		errs = append(errs, rest...)
 		return errors.Join(errs...)
 	}
 	for _, name := range ServiceNames() {
@@ -279,21 +309,66 @@ func (s *Shop) waitRegistered(ctx context.Context, names ...string) error {
 }
 
 func (s *Shop) waitOne(ctx context.Context, name string, r *running) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(r.stopped, cancel)()
-	var version uint64
-	for {
-		ins, v, err := s.registry.Watch(ctx, name, version)
-		if r.stopped.Err() != nil {
-			return fmt.Errorf("shop: %s stopped before it registered: %w", name, errors.Join(r.err, errors.New("stopped")))
-		}
-		if err != nil {
-			return err
-		}
-		if len(ins) > 0 {
-			return nil
-		}
-		version = v
+	select {
+	case <-s.registry.registered(name):
+		return nil
+	case <-r.stopped.Done():
+		return fmt.Errorf("shop: %s stopped before it registered: %w", name, errors.Join(r.err, errors.New("stopped")))
+	case <-ctx.Done():
+		return ctx.Err()
 	}
+}
+
+// registry is the memory registry, telling when a service has registered.
+type registry struct {
+	*discovery.Memory
+	mu      sync.Mutex
+	waiters map[string]chan struct{}
+}
+
+func newRegistry() *registry {
+	return &registry{Memory: discovery.NewMemory(), waiters: map[string]chan struct{}{}}
+}
+
+// Register implements discovery.Registrar.
+func (r *registry) Register(ctx context.Context, in discovery.Instance) error {
+	if err := r.Memory.Register(ctx, in); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := r.waiter(in.Service)
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+	return nil
+}
+
+// Deregister implements discovery.Registrar.
+func (r *registry) Deregister(ctx context.Context, in discovery.Instance) error {
+	err := r.Memory.Deregister(ctx, in)
+	if _, rerr := r.Memory.Resolve(ctx, in.Service); rerr != nil {
+		r.mu.Lock()
+		delete(r.waiters, in.Service) // the next registration closes a new channel
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// registered returns a channel closed once service has an instance.
+func (r *registry) registered(service string) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.waiter(service)
+}
+
+func (r *registry) waiter(service string) chan struct{} {
+	ch, ok := r.waiters[service]
+	if !ok {
+		ch = make(chan struct{})
+		r.waiters[service] = ch
+	}
+	return ch
 }

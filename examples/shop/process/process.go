@@ -57,6 +57,7 @@ type Config struct {
 	Shutdown  time.Duration
 
 	SigningKey    string // users: -signing-key, PIER_SIGNING_KEY; default <Data>/users-signing-key.pem
+	OrdersSecret  string // users and orders: -orders-secret, PIER_ORDERS_SECRET; required
 	AdminPassword string // users: -admin-password, PIER_ADMIN_PASSWORD: seed the demo users
 	Seed          bool   // products: -seed, PIER_SEED: seed the demo catalogue when empty
 	PaymentsDelay time.Duration
@@ -115,6 +116,9 @@ func flagSet(name string, c *Config) *flag.FlagSet {
 	if name != shop.Gateway {
 		fs.StringVar(&c.Data, "data", "", "data directory: SQLite files and, for users, the signing key")
 		fs.StringVar(&c.Database, "database", "", "database URL: sqlite:<dir> or postgres://... (default sqlite:<-data>)")
+	}
+	if name == shop.Users || name == shop.Orders {
+		fs.StringVar(&c.OrdersSecret, "orders-secret", "", "the orders service's client secret, the same for users and orders (required)")
 	}
 	switch name {
 	case shop.Users:
@@ -228,6 +232,9 @@ func (c *Config) check(source map[string]string) error {
 	if c.Service == shop.Gateway {
 		return nil
 	}
+	if (c.Service == shop.Users || c.Service == shop.Orders) && c.OrdersSecret == "" {
+		return errors.New("no -orders-secret (PIER_ORDERS_SECRET): users and orders need the same secret, with which orders gets its own tokens")
+	}
 	if c.Database == "" {
 		if c.Data == "" {
 			return errors.New("no database: set -data (PIER_DATA) to a directory or -database (DATABASE_URL) to a URL")
@@ -335,6 +342,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) (err error) {
 		service.WithLogger(log),
 		service.WithShutdown(cfg.Drain, cfg.Shutdown),
 	}
+	if cfg.Drain == 0 {
+		opts = append(opts, service.WithoutDrainDelay())
+	}
 	if cfg.Advertise != "" {
 		opts = append(opts, service.WithAdvertiseAddr(cfg.Advertise))
 	}
@@ -382,6 +392,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) (err error) {
 	}
 	closers = append(closers, db)
 	parts.Logger = log
+	parts.OrdersSecret = cfg.OrdersSecret
 	if err := prepare(ctx, cfg, &parts); err != nil {
 		return err
 	}
