@@ -41,7 +41,7 @@ export STATICCHECK_CACHE := $(CACHE)/staticcheck
 
 CONSUL_VERSION ?= v1.22.0
 
-.PHONY: help test lint fmt-check vet staticcheck bench cover consul tools clean FORCE
+.PHONY: help test postgres-check lint fmt-check vet staticcheck bench cover consul tools clean FORCE
 
 help: ## list the targets
 	@echo 'usage: make <target> [VAR=value]'
@@ -51,8 +51,28 @@ help: ## list the targets
 
 # The Consul tests start a real agent (consul agent -dev) from .cache/bin; with
 # PIER_REQUIRE_CONSUL=1 a missing agent fails them instead of skipping them.
-test: consul ## build the Consul agent if missing, then go test -race -count=1 over both modules
-	PATH="$(BIN):$$PATH" PIER_REQUIRE_CONSUL=1 $(GO) test -race -count=1 $(TESTFLAGS) $(PKGS)
+# The PostgreSQL tests use a throwaway cluster (scripts/start-postgres.sh, which installs
+# Debian's postgresql package when no server is installed), started before go test and
+# stopped after it, on failure and on Ctrl-C too; or the server at PIER_POSTGRES_URL
+# when that is set. With PIER_REQUIRE_POSTGRES=1 a cluster that did not start fails
+# them instead of skipping them.
+test: consul ## build the Consul agent, start PostgreSQL, go test -race -count=1 over both modules, stop PostgreSQL
+	@if [[ -n "$${PIER_POSTGRES_URL:-}" ]]; then \
+		echo "make test: PostgreSQL at PIER_POSTGRES_URL from the environment"; \
+	elif pg_env="$$(PIER_POSTGRES_OWNER=$$$$ scripts/start-postgres.sh)"; then \
+		eval "$$pg_env"; \
+		trap 'scripts/stop-postgres.sh "$$PIER_POSTGRES_DIR"' EXIT; \
+		trap 'exit 130' INT TERM HUP; \
+	else \
+		echo 'make test: PostgreSQL did not start (see above): the tests that need it will fail' >&2; \
+	fi; \
+	echo 'PATH="$(BIN):$$PATH" PIER_REQUIRE_CONSUL=1 PIER_REQUIRE_POSTGRES=1 $(GO) test -race -count=1 $(TESTFLAGS) $(PKGS)'; \
+	PATH="$(BIN):$$PATH" PIER_REQUIRE_CONSUL=1 PIER_REQUIRE_POSTGRES=1 $(GO) test -race -count=1 $(TESTFLAGS) $(PKGS)
+
+postgres-check: ## start the throwaway PostgreSQL cluster, query it, stop it (scripts/start-postgres.sh)
+	@eval "$$(PIER_POSTGRES_OWNER=$$$$ scripts/start-postgres.sh)"; \
+	trap 'scripts/stop-postgres.sh "$$PIER_POSTGRES_DIR"' EXIT; \
+	"$$(cat "$$PIER_POSTGRES_DIR/bindir")/psql" "$$PIER_POSTGRES_URL" -Atc 'SELECT version()'
 
 lint: ## gofmt check, go vet and staticcheck over both modules (all run; fails if any fails)
 	@$(MAKE) --no-print-directory --keep-going fmt-check vet staticcheck

@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/pier-go/pier/examples/shop/internal/pgdb"
 	"github.com/pier-go/pier/examples/shop/internal/shopauth"
-	"github.com/pier-go/pier/examples/shop/internal/sqlidem"
+	"github.com/pier-go/pier/examples/shop/internal/storeurl"
 	"github.com/pier-go/pier/examples/shop/orders"
 	"github.com/pier-go/pier/examples/shop/payments"
 	"github.com/pier-go/pier/examples/shop/products"
@@ -190,102 +189,75 @@ func (n *Node) Close() error {
 	return n.closeErr
 }
 
-// OpenParts opens the database of the service name at database and returns
-// the Parts that NewNode needs from it, and what closes it. The gateway has no
-// database: it gets empty Parts. database is a URL:
+// OpenParts opens the database of the service name at database, creating
+// and migrating its tables, and returns the Parts that NewNode needs from it
+// and what closes it. The gateway has no database: it gets empty Parts.
+// database is a URL, as each service's Open reads it:
 //
-//	sqlite:/var/lib/shop   SQLite files (<service>.db) in that directory
-//	/var/lib/shop          the same
-//	postgres://...         PostgreSQL (postgresql:// too)
+//	/var/lib/shop            SQLite: the file <service>.db in that directory
+//	sqlite:/var/lib/shop     the same
+//	postgres://host/db?...   PostgreSQL: the service's own schema in db
 //
-// Errors name the service and what failed, on one line.
+// Errors name the service and what failed, on one line, without a password.
 func OpenParts(ctx context.Context, name, database string) (Parts, io.Closer, error) {
-	if name == Gateway {
+	var (
+		p  Parts
+		db interface {
+			io.Closer
+			Ping(ctx context.Context) error
+		}
+		err error
+	)
+	switch name {
+	case Gateway:
 		return Parts{}, io.NopCloser(nil), nil
-	}
-	if !slices.Contains(ServiceNames(), name) {
+	case Users:
+		var s users.Database
+		if s, err = users.Open(ctx, database); err == nil {
+			p.Users, db = s, s
+		}
+	case Products:
+		var s products.Database
+		if s, err = products.Open(ctx, database); err == nil {
+			p.Products, db = s, s
+		}
+	case Payments:
+		var s payments.Database
+		if s, err = payments.Open(ctx, database); err == nil {
+			p.Payments, db = s, s
+			p.Keys, err = s.IdempotencyStore()
+		}
+	case Orders:
+		var s orders.Database
+		if s, err = orders.Open(ctx, database); err == nil {
+			p.Orders, db = s, s
+			p.Keys, err = s.IdempotencyStore()
+		}
+	default:
 		return Parts{}, nil, fmt.Errorf("shop: no service %q", name)
 	}
-	kind, where, err := ParseDatabase(database)
 	if err != nil {
+		if db != nil {
+			err = errors.Join(err, db.Close())
+		}
 		return Parts{}, nil, err
 	}
-	if kind != "sqlite" {
-		return Parts{}, nil, fmt.Errorf("shop: %s databases are not supported by this build", kind)
-	}
-	var p Parts
-	var c io.Closer
-	switch name {
-	case Users:
-		s, err := users.OpenSQLite(ctx, where)
-		if err != nil {
-			return Parts{}, nil, err
-		}
-		p.Users, p.DB, c = s, health.CheckerFunc(s.Ping), s
-	case Products:
-		s, err := products.OpenSQLite(ctx, where)
-		if err != nil {
-			return Parts{}, nil, err
-		}
-		p.Products, p.DB, c = s, health.CheckerFunc(s.Ping), s
-	case Payments:
-		s, err := payments.OpenSQLite(ctx, where)
-		if err != nil {
-			return Parts{}, nil, err
-		}
-		keys, err := sqlidem.New(s.DB(), 0)
-		if err != nil {
-			return Parts{}, nil, errors.Join(err, s.Close())
-		}
-		p.Payments, p.Keys, p.DB, c = s, keys, health.CheckerFunc(s.Ping), s
-	case Orders:
-		s, err := orders.OpenSQLite(ctx, where)
-		if err != nil {
-			return Parts{}, nil, err
-		}
-		keys, err := sqlidem.New(s.DB(), 0)
-		if err != nil {
-			return Parts{}, nil, errors.Join(err, s.Close())
-		}
-		p.Orders, p.Keys, p.DB, c = s, keys, health.CheckerFunc(s.Ping), s
-	}
-	return p, c, nil
+	p.DB = health.CheckerFunc(db.Ping)
+	return p, db, nil
 }
 
-// ParseDatabase splits a database URL into its kind, "sqlite" or
-// "postgres", and what the store opens: the directory for SQLite, the URL
-// itself for PostgreSQL. A path without a scheme is a SQLite directory.
-func ParseDatabase(database string) (kind, where string, err error) {
-	switch {
-	case database == "":
-		return "", "", errors.New("shop: no database: give a directory, sqlite:<dir> or a postgres:// URL")
-	case strings.HasPrefix(database, "postgres://"), strings.HasPrefix(database, "postgresql://"):
-		if _, err := url.Parse(database); err != nil {
-			return "", "", fmt.Errorf("shop: database %s: malformed URL", Redact(database))
-		}
-		return "postgres", database, nil
-	case strings.HasPrefix(database, "sqlite:"):
-		dir := strings.TrimPrefix(strings.TrimPrefix(database, "sqlite:"), "//")
-		if dir == "" {
-			return "", "", fmt.Errorf("shop: database %q: no directory after the sqlite: scheme", database)
-		}
-		return "sqlite", dir, nil
-	case strings.Contains(database, "://"):
-		scheme, _, _ := strings.Cut(database, "://")
-		return "", "", fmt.Errorf("shop: database %s: unknown scheme %q (want sqlite: or postgres://)", Redact(database), scheme)
-	}
-	return "sqlite", database, nil
+// CheckDatabase reports whether database is a URL that OpenParts can open,
+// without opening it.
+func CheckDatabase(database string) error {
+	_, err := storeurl.Parse(database, "check.db")
+	return err
 }
 
-// Redact returns database with any password replaced by "xxxxx", for
-// messages and logs.
+// Redact returns database with its password, if any, replaced by "xxxxx",
+// for messages and logs.
 func Redact(database string) string {
-	u, err := url.Parse(database)
-	if err != nil || u.User == nil {
-		if err != nil && strings.Contains(database, "@") {
-			return "<malformed URL>"
-		}
-		return database
+	if pgdb.IsURL(database) {
+		return pgdb.Redact(database)
 	}
-	return u.Redacted()
+	return database
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pier-go/pier/discovery"
-	"github.com/pier-go/pier/examples/shop/internal/sqlidem"
 	"github.com/pier-go/pier/examples/shop/orders"
 	"github.com/pier-go/pier/examples/shop/payments"
 	"github.com/pier-go/pier/examples/shop/products"
@@ -28,6 +27,11 @@ type Config struct {
 	Addr string
 	// DataDir holds every service's SQLite database and the signing key.
 	DataDir string
+	// Database is the database URL of every service's store (see Open in
+	// each service's package): "postgres://..." keeps each service in its own
+	// schema of that database, "sqlite:DIR" in its file in DIR. Default
+	// DataDir: SQLite files beside the signing key.
+	Database string
 	// Logger receives every service's logs. Default: service.NewLogger().
 	Logger *slog.Logger
 	// DrainDelay is how long each service keeps serving after it turns
@@ -65,10 +69,10 @@ type Shop struct {
 	log      *slog.Logger
 	registry *registry
 
-	usersStore    *users.SQLiteStore
-	productsStore *products.SQLiteStore
-	paymentsStore *payments.SQLiteStore
-	ordersStore   *orders.SQLiteStore
+	usersStore    users.Database
+	productsStore products.Database
+	paymentsStore payments.Database
+	ordersStore   orders.Database
 	key           []byte
 	// ordersSecret is the orders service's client secret for its own token,
 	// made anew at each start: only this process needs it.
@@ -91,8 +95,9 @@ type running struct {
 	err     error
 }
 
-// Open opens every service's store in cfg.DataDir (creating and migrating
-// them) and loads or creates the signing key. Close releases them; Run does
+// Open opens every service's store at cfg.Database, by default in
+// cfg.DataDir (creating and migrating them), and loads or creates the signing
+// key in cfg.DataDir. Close releases them; Run does
 // not.
 func Open(ctx context.Context, cfg Config) (*Shop, error) {
 	if cfg.DataDir == "" {
@@ -119,22 +124,26 @@ func Open(ctx context.Context, cfg Config) (*Shop, error) {
 		}
 		s.log = l
 	}
+	db := cfg.Database
+	if db == "" {
+		db = cfg.DataDir
+	}
 	var err error
-	if s.usersStore, err = users.OpenSQLite(ctx, cfg.DataDir); err == nil {
+	if s.usersStore, err = users.Open(ctx, db); err == nil {
 		s.closers = append(s.closers, s.usersStore)
 	}
 	if err == nil {
-		if s.productsStore, err = products.OpenSQLite(ctx, cfg.DataDir); err == nil {
+		if s.productsStore, err = products.Open(ctx, db); err == nil {
 			s.closers = append(s.closers, s.productsStore)
 		}
 	}
 	if err == nil {
-		if s.paymentsStore, err = payments.OpenSQLite(ctx, cfg.DataDir); err == nil {
+		if s.paymentsStore, err = payments.Open(ctx, db); err == nil {
 			s.closers = append(s.closers, s.paymentsStore)
 		}
 	}
 	if err == nil {
-		if s.ordersStore, err = orders.OpenSQLite(ctx, cfg.DataDir); err == nil {
+		if s.ordersStore, err = orders.Open(ctx, db); err == nil {
 			s.closers = append(s.closers, s.ordersStore)
 		}
 	}
@@ -176,10 +185,10 @@ func (s *Shop) build(name string) (*Node, error) {
 		p.Products, p.DB = s.productsStore, health.CheckerFunc(s.productsStore.Ping)
 	case Payments:
 		p.Payments, p.DB = s.paymentsStore, health.CheckerFunc(s.paymentsStore.Ping)
-		p.Keys, err = sqlidem.New(s.paymentsStore.DB(), 0)
+		p.Keys, err = s.paymentsStore.IdempotencyStore()
 	case Orders:
 		p.Orders, p.DB = s.ordersStore, health.CheckerFunc(s.ordersStore.Ping)
-		p.Keys, err = sqlidem.New(s.ordersStore.DB(), 0)
+		p.Keys, err = s.ordersStore.IdempotencyStore()
 	}
 	if err != nil {
 		return nil, err

@@ -241,7 +241,7 @@ func (c *Config) check(source map[string]string) error {
 		}
 		c.Database = "sqlite:" + c.Data
 	}
-	if _, _, err := shop.ParseDatabase(c.Database); err != nil {
+	if err := shop.CheckDatabase(c.Database); err != nil {
 		return fmt.Errorf("%s: %w", source["database"], err)
 	}
 	if c.Service == shop.Users && c.SigningKey == "" {
@@ -314,7 +314,8 @@ func Probe(ctx context.Context, addr string) error {
 // oneLine prefixes err's message with the command's name and folds the
 // lines of joined errors into one.
 func oneLine(name string, err error) string {
-	return name + ": " + strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	msg := strings.ReplaceAll(err.Error(), ":\n", ": ")
+	return name + ": " + strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
 }
 
 // Run runs the service cfg describes until ctx ends, then stops it
@@ -388,7 +389,10 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) (err error) {
 
 	parts, db, err := shop.OpenParts(ctx, cfg.Service, cfg.Database)
 	if err != nil {
-		return fmt.Errorf("database %s: %w", shop.Redact(cfg.Database), err)
+		if where := shop.Redact(cfg.Database); !strings.Contains(err.Error(), where) {
+			return fmt.Errorf("database %s: %w", where, err)
+		}
+		return fmt.Errorf("database: %w", err) // the store's error names it
 	}
 	closers = append(closers, db)
 	parts.Logger = log
