@@ -233,9 +233,9 @@ func waitFor(t *testing.T, client *http.Client, url string, p *proc) {
 // TestProcessesStaticRegistry starts users, products, payments, orders and
 // the gateway as five processes on loopback ports, found through a static
 // list and keeping their data in SQLite files of their own, waits for the
-// gateway's /health, registers, logs in and lists the products through the
-// gateway, then stops every process with SIGTERM and checks that each exits
-// 0.
+// gateway's /health, registers, logs in, lists the products and places an
+// order through the gateway, then stops every process with SIGTERM and
+// checks that each exits 0.
 func TestProcessesStaticRegistry(t *testing.T) {
 	bin := binaries(t)
 	addrs := map[string]string{}
@@ -338,6 +338,38 @@ func TestProcessesStaticRegistry(t *testing.T) {
 	_ = resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusOK || len(page.Products) != len(shop.SeedProducts) {
 		t.Fatalf("GET /api/products = %d, %d products (want %d), %v", resp.StatusCode, len(page.Products), len(shop.SeedProducts), err)
+	}
+
+	// An order runs the saga across four processes: orders gets its own
+	// token from users with the shared secret, reserves at products and
+	// charges at payments.
+	b, _ := json.Marshal(map[string]any{
+		"items":       []map[string]any{{"product_id": page.Products[0].ID, "quantity": 2}},
+		"card_number": "4242424242424242",
+	})
+	req, _ = http.NewRequest(http.MethodPost, base+"/api/orders", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "first-order")
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order struct{ Status string }
+	err = json.NewDecoder(resp.Body).Decode(&order)
+	_ = resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated || order.Status != "confirmed" {
+		t.Fatalf("POST /api/orders = %d %+v %v; orders stderr:\n%s", resp.StatusCode, order, err, procs[3].stderr.String())
+	}
+	resp, err = client.Get(base + "/api/products/" + page.Products[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after struct{ Stock int }
+	err = json.NewDecoder(resp.Body).Decode(&after)
+	_ = resp.Body.Close()
+	if err != nil || after.Stock != page.Products[0].Stock-2 {
+		t.Fatalf("stock after ordering 2 of %d: %d (%v)", page.Products[0].Stock, after.Stock, err)
 	}
 	client.CloseIdleConnections()
 
