@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pier-go/pier/examples/shop"
+	"github.com/pier-go/pier/examples/shop/internal/pgtest"
 	"github.com/pier-go/pier/examples/shop/process"
 )
 
@@ -239,6 +241,26 @@ func waitFor(t *testing.T, client *http.Client, url string, p *proc) {
 // fails halfway leaves no process behind.
 func startShop(t *testing.T, bin string, addrs map[string]string, env []string) []*proc {
 	t.Helper()
+	var list []instance
+	for _, c := range commands {
+		list = append(list, instance{cmd: c, addr: addrs[c], args: []string{"-data", t.TempDir()}})
+	}
+	list[len(list)-1].args = nil // the gateway has no data
+	return start(t, bin, list, env)
+}
+
+// instance is a process to start: a command, its address and more flags.
+type instance struct {
+	cmd, addr string
+	args      []string
+}
+
+// start starts the instances from bin with env, the first users instance
+// seeding the demo users and the first products instance the catalogue,
+// and waits until every instance is ready and the gateway's /health (the
+// last instance's) answers 200.
+func start(t *testing.T, bin string, instances []instance, env []string) []*proc {
+	t.Helper()
 	extra := map[string][]string{
 		shop.Users:    {"-admin-password", "admin-password"},
 		shop.Products: {"-seed"},
@@ -252,13 +274,11 @@ func startShop(t *testing.T, bin string, addrs map[string]string, env []string) 
 			}
 		}
 	})
-	for _, c := range commands {
-		args := append([]string{"-addr", addrs[c]}, extra[c]...)
-		if c != shop.Gateway {
-			args = append(args, "-data", t.TempDir())
-		}
-		p := &proc{name: c, addr: addrs[c], stderr: &syncBuffer{}, done: make(chan error, 1)}
-		p.cmd = exec.Command(filepath.Join(bin, c), args...)
+	for _, in := range instances {
+		args := append(append([]string{"-addr", in.addr}, extra[in.cmd]...), in.args...)
+		delete(extra, in.cmd) // the first instance seeds
+		p := &proc{name: in.cmd, addr: in.addr, stderr: &syncBuffer{}, done: make(chan error, 1)}
+		p.cmd = exec.Command(filepath.Join(bin, in.cmd), args...)
 		p.cmd.Env = env
 		p.cmd.Stderr = p.stderr
 		if err := p.cmd.Start(); err != nil {
@@ -287,8 +307,9 @@ func shopAddrs(t *testing.T) map[string]string {
 }
 
 // walk registers, logs in, reads /api/users/me, lists the seeded products
-// and places an order through the gateway at base.
-func walk(t *testing.T, base string, procs []*proc) {
+// and places an order of two units through the gateway at base; it returns
+// the product ordered and its stock after the order.
+func walk(t *testing.T, base string, procs []*proc) (product string, stock int) {
 	t.Helper()
 	client := &http.Client{Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
@@ -358,12 +379,18 @@ func walk(t *testing.T, base string, procs []*proc) {
 		"card_number": "4242424242424242",
 	}, &order)
 	if code != http.StatusCreated || order.Status != "confirmed" {
-		t.Fatalf("POST /api/orders = %d %+v; orders stderr:\n%s", code, order, procs[3].stderr.String())
+		for _, p := range procs {
+			if p.name == shop.Orders {
+				t.Logf("orders stderr:\n%s", p.stderr.String())
+			}
+		}
+		t.Fatalf("POST /api/orders = %d %+v", code, order)
 	}
 	var after struct{ Stock int }
 	if code := call("GET", "/api/products/"+first.ID, "", nil, &after); code != http.StatusOK || after.Stock != first.Stock-2 {
 		t.Fatalf("stock after ordering 2 of %d: %d (status %d)", first.Stock, after.Stock, code)
 	}
+	return first.ID, after.Stock
 }
 
 // stopShop sends SIGTERM to every process and requires each to exit 0 after
@@ -538,6 +565,46 @@ func TestProcessesConsulRegistry(t *testing.T) {
 			t.Errorf("after SIGTERM Consul still lists %s at %v", c, got)
 		}
 	}
+}
+
+// TestProcessesPostgres runs two products instances on one PostgreSQL
+// database beside one instance of each other service, found through a static
+// list: an order placed through the gateway takes stock that both products
+// instances then report.
+func TestProcessesPostgres(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	bin := binaries(t)
+	addrs := shopAddrs(t)
+	second := freePort(t)
+	list := fmt.Sprintf("users=%s;products=%s,%s;payments=%s;orders=%s",
+		addrs[shop.Users], addrs[shop.Products], second, addrs[shop.Payments], addrs[shop.Orders])
+	env := append(cleanEnv(), "PIER_ORDERS_SECRET=orders-secret", "PIER_REGISTRY=static", "PIER_SERVICES="+list,
+		"PIER_DRAIN=100ms", "DATABASE_URL="+db)
+	procs := start(t, bin, []instance{
+		{cmd: shop.Users, addr: addrs[shop.Users], args: []string{"-data", t.TempDir()}}, // the signing key
+		{cmd: shop.Products, addr: addrs[shop.Products]},
+		{cmd: shop.Products, addr: second},
+		{cmd: shop.Payments, addr: addrs[shop.Payments]},
+		{cmd: shop.Orders, addr: addrs[shop.Orders]},
+		{cmd: shop.Gateway, addr: addrs[shop.Gateway]},
+	}, env)
+	id, stock := walk(t, "http://"+addrs[shop.Gateway], procs)
+	client := &http.Client{Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	for _, addr := range []string{addrs[shop.Products], second} {
+		resp, err := client.Get("http://" + addr + "/products/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct{ Stock int }
+		err = json.NewDecoder(resp.Body).Decode(&p)
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || p.Stock != stock {
+			t.Errorf("products at %s: %d, stock %d (%v), want %d", addr, resp.StatusCode, p.Stock, err, stock)
+		}
+	}
+	client.CloseIdleConnections()
+	stopShop(t, procs)
 }
 
 // TestParseFlagWinsOverEnvironment checks Parse's precedence and defaults
