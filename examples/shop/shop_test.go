@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestShopWalkthrough walks the HTTP contract through the gateway only.
@@ -79,6 +80,17 @@ func TestShopWalkthrough(t *testing.T) {
 		t.Fatalf("product = %s", got.raw)
 	}
 
+	// Restocking takes the admin scope too.
+	ts.want(ts.api("POST", "/api/products/"+jug+"/restock", carol, map[string]any{"quantity": 2}), http.StatusForbidden, "restock without the admin scope")
+	admin := ts.login(AdminEmail, "admin-password")
+	ts.want(ts.api("POST", "/api/products/p_unknown/restock", admin, map[string]any{"quantity": 2}), http.StatusNotFound, "restock an unknown product")
+	ts.want(ts.api("POST", "/api/products/"+jug+"/restock", admin, map[string]any{"quantity": 0}), http.StatusBadRequest, "restock 0")
+	restocked := ts.api("POST", "/api/products/"+jug+"/restock", admin, map[string]any{"quantity": 2})
+	ts.want(restocked, http.StatusOK, "restock")
+	if restocked.num("stock") != 6 {
+		t.Fatalf("restocked = %s", restocked.raw)
+	}
+
 	// Order: the stock drops, the price is the product's.
 	ts.want(ts.api("POST", "/api/orders", "", orderBody(cardOK, line{jug, 1})), http.StatusUnauthorized, "order without a token")
 	ord := ts.api("POST", "/api/orders", carol, orderBody(cardOK, line{jug, 3}))
@@ -90,8 +102,8 @@ func TestShopWalkthrough(t *testing.T) {
 	if item["product_id"] != jug || item["quantity"] != float64(3) || item["price_cents"] != float64(1500) {
 		t.Fatalf("order item = %v", item)
 	}
-	if s := ts.stock(jug); s != 1 {
-		t.Fatalf("stock after the order = %d, want 1", s)
+	if s := ts.stock(jug); s != 3 {
+		t.Fatalf("stock after the order = %d, want 3", s)
 	}
 	id := ord.str("id")
 
@@ -116,8 +128,8 @@ func TestShopWalkthrough(t *testing.T) {
 			t.Fatalf("cancel %d = %s", i+1, c.raw)
 		}
 	}
-	if s := ts.stock(jug); s != 4 {
-		t.Fatalf("stock after the cancel = %d, want 4", s)
+	if s := ts.stock(jug); s != 6 {
+		t.Fatalf("stock after the cancel = %d, want 6", s)
 	}
 	ch, _, err := ts.paymentsStore.Refund(t.Context(), id) // a third refund changes nothing
 	if err != nil || ch.Status != "refunded" || ch.AmountCents != 4500 {
@@ -193,6 +205,11 @@ func TestShortStockReleasesWhatWasReserved(t *testing.T) {
 	ts.want(ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{a, 1}, line{a, 1})), http.StatusBadRequest, "a product twice")
 	ts.want(ts.api("POST", "/api/orders", alice, orderBody("1234", line{a, 1})), http.StatusBadRequest, "a bad card number")
 	ts.want(ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{a, 1}, line{"p_unknown", 1})), http.StatusNotFound, "an unknown product")
+	dear := ts.product("Dear", 100_000_000, 20)
+	ts.want(ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{dear, 11})), http.StatusBadRequest, "a total over the limit")
+	if s := ts.stock(dear); s != 20 {
+		t.Fatalf("stock after a total over the limit = %d, want 20", s)
+	}
 	if s := ts.stock(a); s != 5 {
 		t.Fatalf("A's stock after bad orders = %d, want 5", s)
 	}
@@ -256,9 +273,22 @@ func TestPaymentsDownAnswers503(t *testing.T) {
 	if err := ts.waitRegistered(t.Context(), Payments); err != nil {
 		t.Fatal(err)
 	}
-	// The same key again: a 503 was not kept, so the order is placed now.
-	res := ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{p, 1}), "Idempotency-Key", "while-down")
-	ts.want(res, http.StatusCreated, "order once payments is back")
+	// The same key again: a 503 was not kept, so the order is placed as soon
+	// as the orders service's breaker for payments lets a trial through.
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 1; ; attempt++ {
+		res := ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{p, 1}), "Idempotency-Key", "while-down")
+		if res.status == http.StatusCreated {
+			break
+		}
+		ts.want(res, http.StatusServiceUnavailable, "order while the breaker is open")
+		if s := ts.stock(p); s != 3 {
+			t.Fatalf("stock while the breaker is open = %d, want 3", s)
+		}
+		if attempt == 30 || time.Now().After(deadline) {
+			t.Fatalf("no order placed after %d attempts since payments is back", attempt)
+		}
+	}
 	if s := ts.stock(p); s != 2 {
 		t.Fatalf("stock after the order = %d, want 2", s)
 	}
