@@ -306,7 +306,7 @@ func testReleaseRacingReserve(t *testing.T, open Opener) {
 // product from two handles lose no unit, and an unknown product is ErrNotFound.
 func testConcurrentRestocksAndReserves(t *testing.T, open Opener) {
 	a, b := open(t), open(t)
-	id := create(t, a, "p_restock", 10)
+	id := create(t, a, "p_restock", 20) // enough for every reservation, whatever the order
 	if _, err := a.Restock(t.Context(), "p_none", 1); !errors.Is(err, products.ErrNotFound) {
 		t.Fatalf("Restock of an unknown product = %v, want ErrNotFound", err)
 	}
@@ -327,9 +327,9 @@ func testConcurrentRestocksAndReserves(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 	}
-	// 10 + 20 restocks of 2 - 20 reservations of 1.
-	if got := stockOf(t, a, id); got != 30 {
-		t.Fatalf("stock = %d after 20 restocks of 2 and 20 reservations of 1 from 10, want 30", got)
+	// 20 + 20 restocks of 2 - 20 reservations of 1.
+	if got := stockOf(t, a, id); got != 40 {
+		t.Fatalf("stock = %d after 20 restocks of 2 and 20 reservations of 1 from 20, want 40", got)
 	}
 }
 
