@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +97,60 @@ func TestUserCannotReadAnotherUser(t *testing.T) {
 	ts.want(ts.api("GET", "/api/users/"+bobID, alice, nil), http.StatusNotFound, "Alice reads Bob")
 	admin := ts.login(AdminEmail, "admin-password")
 	ts.want(ts.api("GET", "/api/users/"+bobID, admin, nil), http.StatusOK, "the admin reads Bob")
+}
+
+// TestUserTokensCannotCallInternalRoutes: a user's genuine token, even the
+// admin's, is refused (403) at the routes only the orders service may call,
+// so a user who reaches products or payments directly cannot reserve stock,
+// charge or refund.
+func TestUserTokensCannotCallInternalRoutes(t *testing.T) {
+	ts := startShop(t, t.TempDir())
+	for _, tok := range []string{ts.login(AliceEmail, AlicePassword), ts.login(AdminEmail, "admin-password")} {
+		for _, c := range []struct {
+			method, url string
+			body        any
+		}{
+			{"POST", ts.serviceURL(Products) + "/reservations", map[string]any{"id": "r", "product_id": "p_x", "quantity": 1}},
+			{"DELETE", ts.serviceURL(Products) + "/reservations/r", nil},
+			{"POST", ts.serviceURL(Payments) + "/charges", map[string]any{"reference": "o_x", "amount_cents": 1, "card_number": cardOK}},
+			{"POST", ts.serviceURL(Payments) + "/refunds", map[string]any{"reference": "o_x"}},
+			{"GET", ts.serviceURL(Payments) + "/charges/ch_x", nil},
+		} {
+			if a := ts.do(c.method, c.url, tok, c.body); a.status != http.StatusForbidden {
+				t.Errorf("%s %s with a user's token: %d, want 403; %s", c.method, c.url, a.status, a.raw)
+			}
+		}
+	}
+	// Nor are the internal routes reachable through the gateway.
+	ts.want(ts.api("POST", "/api/reservations", "", nil), http.StatusNotFound, "reservations through the gateway")
+	ts.want(ts.api("POST", "/api/oauth/token", "", nil), http.StatusNotFound, "the token endpoint through the gateway")
+}
+
+// TestServiceTokenNeedsTheSecret: the client credentials grant refuses a
+// wrong secret and an unknown client.
+func TestServiceTokenNeedsTheSecret(t *testing.T) {
+	ts := startShop(t, t.TempDir())
+	post := func(id, secret string) int {
+		req, err := http.NewRequest("POST", ts.serviceURL(Users)+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(id, secret)
+		resp, err := ts.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(Orders, ts.ordersSecret); got != http.StatusOK {
+		t.Fatalf("the right secret: %d", got)
+	}
+	if got := post(Orders, ts.ordersSecret+"x"); got != http.StatusUnauthorized {
+		t.Fatalf("a wrong secret: %d, want 401", got)
+	}
+	if got := post("mallory", ts.ordersSecret); got != http.StatusUnauthorized {
+		t.Fatalf("an unknown client: %d, want 401", got)
+	}
 }

@@ -198,8 +198,8 @@ func orderBody(card string, items ...line) map[string]any {
 	return map[string]any{"items": items, "card_number": card}
 }
 
-// orders lists the caller's orders.
-func (ts *testShop) orders(token string) []map[string]any {
+// myOrders lists the caller's orders.
+func (ts *testShop) myOrders(token string) []map[string]any {
 	ts.t.Helper()
 	a := ts.api("GET", "/api/orders", token, nil)
 	ts.want(a, http.StatusOK, "list orders")

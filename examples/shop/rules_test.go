@@ -4,8 +4,11 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/pier-go/pier/examples/shop/orders"
 	"github.com/pier-go/pier/examples/shop/payments"
+	"github.com/pier-go/pier/examples/shop/products"
 )
 
 // TestIdempotencyKeyPlacesOneOrder: one Idempotency-Key sent 10 times at once
@@ -33,7 +36,7 @@ func TestIdempotencyKeyPlacesOneOrder(t *testing.T) {
 	if s := ts.stock(p); s != 18 {
 		t.Fatalf("stock = %d, want 18", s)
 	}
-	if os := ts.orders(alice); len(os) != 1 {
+	if os := ts.myOrders(alice); len(os) != 1 {
 		t.Fatalf("%d orders, want 1: %v", len(os), os)
 	}
 
@@ -104,7 +107,7 @@ func TestPaymentsFailingAnswers503(t *testing.T) {
 	if s := ts.stock(p); s != 9 {
 		t.Fatalf("stock = %d, want 9", s)
 	}
-	if os := ts.orders(alice); len(os) != 0 {
+	if os := ts.myOrders(alice); len(os) != 0 {
 		t.Fatalf("orders kept: %v", os)
 	}
 }
@@ -151,5 +154,124 @@ func TestRestartKeepsEverything(t *testing.T) {
 	// The seed ran once.
 	if n := len(ts.api("GET", "/api/products?limit=100", "", nil).body["products"].([]any)); n != products {
 		t.Fatalf("%d products after the restart, want %d", n, products)
+	}
+}
+
+// TestSweepUndoesAbandonedOrders: a placement cut short after its stock was
+// reserved and its card charged (the process died before confirming) leaves a
+// pending order; the sweep refunds the charge, releases the stock and deletes
+// the order, and leaves a pending order that is still young alone.
+func TestSweepUndoesAbandonedOrders(t *testing.T) {
+	ts := startShop(t, t.TempDir())
+	p := ts.product("Grinder", 12900, 5)
+	alice := ts.login(AliceEmail, AlicePassword)
+	aliceID := ts.api("GET", "/api/users/me", alice, nil).str("id")
+	ctx := t.Context()
+	now := time.Now()
+
+	abandoned := orders.Order{ID: "o_abandoned", UserID: aliceID, Status: orders.Pending, CreatedAt: now.Add(-10 * time.Minute),
+		Items: []orders.Item{{ProductID: p, Quantity: 2}}}
+	young := orders.Order{ID: "o_young", UserID: aliceID, Status: orders.Pending, CreatedAt: now,
+		Items: []orders.Item{{ProductID: p, Quantity: 1}}}
+	for _, o := range []orders.Order{abandoned, young} {
+		if err := ts.ordersStore.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ts.productsStore.Reserve(ctx, products.Reservation{ID: orders.ReservationID(o.ID, p), ProductID: p, Quantity: o.Items[0].Quantity}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := ts.paymentsStore.Create(ctx, payments.Charge{ID: "ch_abandoned", Reference: abandoned.ID, AmountCents: 25800, CardLast4: "4242", Status: payments.Captured}); err != nil {
+		t.Fatal(err)
+	}
+	if s := ts.stock(p); s != 2 {
+		t.Fatalf("stock before the sweep = %d, want 2", s)
+	}
+
+	n, err := ts.orders.Sweep(ctx, now)
+	if err != nil || n != 1 {
+		t.Fatalf("sweep = %d, %v; want 1 order undone", n, err)
+	}
+	if s := ts.stock(p); s != 4 {
+		t.Fatalf("stock after the sweep = %d, want 4 (the young order keeps its unit)", s)
+	}
+	ch, err := ts.paymentsStore.ByID(ctx, "ch_abandoned")
+	if err != nil || ch.Status != payments.Refunded {
+		t.Fatalf("charge after the sweep = %+v, %v", ch, err)
+	}
+	ts.want(ts.api("GET", "/api/orders/o_abandoned", alice, nil), http.StatusNotFound, "the abandoned order")
+	ts.want(ts.api("GET", "/api/orders/o_young", alice, nil), http.StatusOK, "the young order")
+	// A second sweep finds nothing more to do.
+	if n, err := ts.orders.Sweep(ctx, now); err != nil || n != 0 {
+		t.Fatalf("second sweep = %d, %v", n, err)
+	}
+}
+
+// TestUndoStepsOwedWhileDownAreSwept: undo steps that fail because payments
+// is down (the refund of an undecided charge, the refund of a cancel) are
+// owed and done by the sweep once payments is back; meanwhile no order is
+// left pending and the stock is back.
+func TestUndoStepsOwedWhileDownAreSwept(t *testing.T) {
+	ts := startShop(t, t.TempDir())
+	p := ts.product("Jug", 1500, 8)
+	alice := ts.login(AliceEmail, AlicePassword)
+	ctx := t.Context()
+	ord := ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{p, 2}))
+	ts.want(ord, http.StatusCreated, "order")
+
+	// Payments answers 503 to everything now.
+	if err := ts.stop(Payments); err != nil {
+		t.Fatal(err)
+	}
+	ts.cfg.Payments = []payments.Option{payments.WithFailureRate(1)}
+	if err := ts.start(ctx, Payments); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.waitRegistered(ctx, Payments); err != nil {
+		t.Fatal(err)
+	}
+	res := ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{p, 1}))
+	ts.want(res, http.StatusServiceUnavailable, "order while payments fails")
+	c := ts.api("POST", "/api/orders/"+ord.str("id")+"/cancel", alice, nil)
+	ts.want(c, http.StatusOK, "cancel while payments fails")
+	if s := ts.stock(p); s != 8 {
+		t.Fatalf("stock = %d, want 8", s)
+	}
+	for _, o := range ts.myOrders(alice) {
+		if o["status"] == "pending" {
+			t.Fatalf("an order left pending: %v", o)
+		}
+	}
+	owed, err := ts.ordersStore.Owed(ctx, 10)
+	if err != nil || len(owed) != 2 {
+		t.Fatalf("owed = %v, %v; want the two refunds", owed, err)
+	}
+
+	// Payments is back: the sweep does what is owed, once.
+	if err := ts.stop(Payments); err != nil {
+		t.Fatal(err)
+	}
+	ts.cfg.Payments = nil
+	if err := ts.start(ctx, Payments); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.waitRegistered(ctx, Payments); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ts.orders.Sweep(ctx, time.Now()); err != nil || n != 2 {
+		t.Fatalf("sweep = %d, %v; want 2 steps", n, err)
+	}
+	if owed, err := ts.ordersStore.Owed(ctx, 10); err != nil || len(owed) != 0 {
+		t.Fatalf("owed after the sweep = %v, %v", owed, err)
+	}
+	for _, st := range owed {
+		ch, _, err := ts.paymentsStore.Refund(ctx, st.Target) // changes nothing more
+		want := payments.Voided
+		if st.Target == ord.str("id") {
+			want = payments.Refunded
+		}
+		if err != nil || ch.Status != want {
+			t.Fatalf("charge of %s = %+v, %v; want %s", st.Target, ch, err, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package shop
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,10 @@ type Config struct {
 	LoginBurst int
 }
 
+// SweepInterval is how often orders looks for placements cut short
+// (orders.Orders.Sweep).
+const SweepInterval = 30 * time.Second
+
 // Names of the services, as registered.
 const (
 	Users    = "users"
@@ -66,8 +71,12 @@ type Shop struct {
 	paymentsStore *payments.SQLiteStore
 	ordersStore   *orders.SQLiteStore
 	key           []byte
+	// ordersSecret is the orders service's client secret for its own token,
+	// made anew at each start: only this process needs it.
+	ordersSecret string
 
 	users   *users.Users
+	orders  *orders.Orders
 	gateway *service.Service
 
 	mu       sync.Mutex
@@ -103,7 +112,8 @@ func Open(ctx context.Context, cfg Config) (*Shop, error) {
 	if cfg.PasswordParams == (users.PasswordParams{}) {
 		cfg.PasswordParams = users.DefaultPasswordParams
 	}
-	s := &Shop{cfg: cfg, log: cfg.Logger, registry: discovery.NewMemory(), running: map[string]*running{}}
+	s := &Shop{cfg: cfg, log: cfg.Logger, registry: discovery.NewMemory(), running: map[string]*running{},
+		ordersSecret: rand.Text()}
 	if s.log == nil {
 		l, err := service.NewLogger()
 		if err != nil {
@@ -187,7 +197,8 @@ func (s *Shop) build(name string) (*service.Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		u, err := users.New(svc, s.usersStore, s.key, users.WithPasswordParams(s.cfg.PasswordParams))
+		u, err := users.New(svc, s.usersStore, s.key, users.WithPasswordParams(s.cfg.PasswordParams),
+			users.WithClients(users.Client{ID: Orders, Secret: s.ordersSecret, Scopes: []string{shopauth.InternalScope}}))
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +233,12 @@ func (s *Shop) build(name string) (*service.Service, error) {
 		_, err = payments.New(svc, s.paymentsStore, keys, v, s.cfg.Payments...)
 		return svc, err
 	case Orders:
-		svc, err := s.newService(Orders, "", health.CheckerFunc(s.ordersStore.Ping))
+		// The sweeper's hook is made once orders is, which needs the Service.
+		var sweeper service.Hook
+		svc, err := s.newService(Orders, "", health.CheckerFunc(s.ordersStore.Ping), service.WithHook(service.Hook{
+			OnStart: func(ctx context.Context) error { return sweeper.OnStart(ctx) },
+			OnStop:  func(ctx context.Context) error { return sweeper.OnStop(ctx) },
+		}))
 		if err != nil {
 			return nil, err
 		}
@@ -234,8 +250,15 @@ func (s *Shop) build(name string) (*service.Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = orders.New(svc, s.ordersStore, keys, v)
-		return svc, err
+		o, err := orders.New(svc, s.ordersStore, keys, v, shopauth.ServiceTokens(svc.Client(), Orders, s.ordersSecret))
+		if err != nil {
+			return nil, err
+		}
+		sweeper = o.Sweeper(SweepInterval)
+		s.mu.Lock()
+		s.orders = o
+		s.mu.Unlock()
+		return svc, nil
 	case Gateway:
 		return s.buildGateway()
 	}

@@ -96,7 +96,7 @@ func TestShopWalkthrough(t *testing.T) {
 	id := ord.str("id")
 
 	// My orders, and nobody else's.
-	mine := ts.orders(carol)
+	mine := ts.myOrders(carol)
 	if len(mine) != 1 || mine[0]["id"] != id || mine[0]["status"] != "confirmed" {
 		t.Fatalf("my orders = %v", mine)
 	}
@@ -104,7 +104,7 @@ func TestShopWalkthrough(t *testing.T) {
 	bob := ts.login(BobEmail, BobPassword)
 	ts.want(ts.api("GET", "/api/orders/"+id, bob, nil), http.StatusNotFound, "Bob gets Carol's order")
 	ts.want(ts.api("POST", "/api/orders/"+id+"/cancel", bob, nil), http.StatusNotFound, "Bob cancels Carol's order")
-	if len(ts.orders(bob)) != 0 {
+	if len(ts.myOrders(bob)) != 0 {
 		t.Fatal("Bob lists Carol's order")
 	}
 
@@ -155,7 +155,7 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 		t.Fatalf("stock = %d, want 0", s)
 	}
 	confirmed := 0
-	for _, o := range ts.orders(alice) {
+	for _, o := range ts.myOrders(alice) {
 		if o["status"] == "confirmed" {
 			confirmed++
 		}
@@ -184,7 +184,7 @@ func TestShortStockReleasesWhatWasReserved(t *testing.T) {
 	if s := ts.stock(b); s != 3 {
 		t.Fatalf("B's stock = %d, want 3", s)
 	}
-	if os := ts.orders(alice); len(os) != 0 {
+	if os := ts.myOrders(alice); len(os) != 0 {
 		t.Fatalf("orders after a 409: %v", os)
 	}
 	// Bad items are 400 and 404, and leave nothing behind either.
@@ -196,7 +196,7 @@ func TestShortStockReleasesWhatWasReserved(t *testing.T) {
 	if s := ts.stock(a); s != 5 {
 		t.Fatalf("A's stock after bad orders = %d, want 5", s)
 	}
-	if os := ts.orders(alice); len(os) != 0 {
+	if os := ts.myOrders(alice); len(os) != 0 {
 		t.Fatalf("orders after bad orders: %v", os)
 	}
 }
@@ -246,7 +246,7 @@ func TestPaymentsDownAnswers503(t *testing.T) {
 	if s := ts.stock(p); s != 3 {
 		t.Fatalf("stock while payments is down = %d, want 3", s)
 	}
-	if os := ts.orders(alice); len(os) != 0 {
+	if os := ts.myOrders(alice); len(os) != 0 {
 		t.Fatalf("orders left while payments is down: %v", os)
 	}
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"golang.org/x/oauth2"
 
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/examples/shop/internal/ids"
@@ -43,19 +44,21 @@ const (
 //	GET  /orders/{id}        (bearer) the caller's order; 404 for anyone else's
 //	POST /orders/{id}/cancel (bearer) -> 200 the order, "cancelled"
 type Orders struct {
-	store  Store
-	client *http.Client
-	log    *slog.Logger
+	store   Store
+	client  *http.Client
+	service oauth2.TokenSource // orders' own token, for products and payments
+	log     *slog.Logger
 }
 
 // New mounts the orders routes on svc, with orders kept in store, the
 // Idempotency-Keys of POST /orders in keys, and bearer tokens checked by v.
-// It calls users, products and payments with svc.Client().
-func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.Verifier) (*Orders, error) {
-	if svc == nil || store == nil || keys == nil || v == nil {
-		return nil, errors.New("orders: New needs a service, a store, an idempotency store and a verifier")
+// It calls users with the caller's token, and products and payments with its
+// own, from tokens (shopauth.ServiceTokens), all through svc.Client().
+func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.Verifier, tokens oauth2.TokenSource) (*Orders, error) {
+	if svc == nil || store == nil || keys == nil || v == nil || tokens == nil {
+		return nil, errors.New("orders: New needs a service, a store, an idempotency store, a verifier and a token source")
 	}
-	o := &Orders{store: store, client: svc.Client(), log: svc.Logger()}
+	o := &Orders{store: store, client: svc.Client(), service: tokens, log: svc.Logger()}
 	authed := shopauth.Require(v)
 	// A key is the caller's: the scope holds the verified subject, so two
 	// users who pick the same key never share an answer.
@@ -116,9 +119,9 @@ func (in placeOrder) validate() error {
 	return nil
 }
 
-// reservationID is the reservation of productID for order: the same for every
+// ReservationID is the reservation of productID for order: the same for every
 // retry of the order, so that products reserves it once.
-func reservationID(order, productID string) string { return order + "." + productID }
+func ReservationID(order, productID string) string { return order + "." + productID }
 
 // chargeKey is the Idempotency-Key of the order's charge.
 func chargeKey(order string) string { return "charge-" + order }
@@ -145,11 +148,11 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 		web.Internal(w, r, o.log, err)
 		return
 	}
-	s := &saga{o: o, r: r, token: token, order: &order}
+	s := &saga{o: o, r: r, caller: token, order: &order}
 
 	// 2. The caller must be a user (the token may outlive its account).
 	var user struct{ ID string }
-	res := s.call(ctx, http.MethodGet, "http://users/users/"+url.PathEscape(claims.Subject), "", nil, &user)
+	res := s.call(ctx, http.MethodGet, "http://users/users/"+url.PathEscape(claims.Subject), s.caller, "", nil, &user)
 	switch {
 	case res.err == nil && res.status == http.StatusOK:
 	case res.status == http.StatusNotFound || res.status == http.StatusUnauthorized:
@@ -163,12 +166,12 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 	// 3. Reserve every item, at the price products holds.
 	for i := range order.Items {
 		it := &order.Items[i]
-		id := reservationID(order.ID, it.ProductID)
+		id := ReservationID(order.ID, it.ProductID)
 		s.reserved = append(s.reserved, id) // released on failure, even when the answer was lost
 		var rsv struct {
 			PriceCents int64 `json:"price_cents"`
 		}
-		res := s.call(ctx, http.MethodPost, "http://products/reservations", id,
+		res := s.callService(ctx, http.MethodPost, "http://products/reservations", id,
 			map[string]any{"id": id, "product_id": it.ProductID, "quantity": it.Quantity}, &rsv)
 		switch {
 		case res.err == nil && (res.status == http.StatusCreated || res.status == http.StatusOK):
@@ -190,7 +193,7 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 	var charge struct {
 		ID string `json:"id"`
 	}
-	res = s.call(ctx, http.MethodPost, "http://payments/charges", chargeKey(order.ID),
+	res = s.callService(ctx, http.MethodPost, "http://payments/charges", chargeKey(order.ID),
 		map[string]any{"reference": order.ID, "amount_cents": order.TotalCents, "card_number": in.CardNumber}, &charge)
 	switch {
 	case res.err == nil && (res.status == http.StatusCreated || res.status == http.StatusOK):
@@ -199,8 +202,9 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 		if reason == "" {
 			reason = "card_declined"
 		}
-		if !s.release() {
-			s.undecided(w, "products", callResult{}, false)
+		s.release()
+		if err := s.settle(); err != nil {
+			web.Internal(w, r, o.log, err)
 			return
 		}
 		order.Status, order.Reason = Rejected, reason
@@ -228,7 +232,9 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 		// undo both rather than leave money taken for a pending order.
 		s.refund()
 		s.release()
-		s.forget()
+		if s.settle() == nil {
+			s.forget()
+		}
 		web.Internal(w, r, o.log, errors.Join(err, fmt.Errorf("orders: confirm %s: ok=%v", order.ID, ok)))
 		return
 	}
@@ -240,9 +246,10 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 type saga struct {
 	o        *Orders
 	r        *http.Request
-	token    string
+	caller   string // the caller's Authorization header
 	order    *Order
 	reserved []string
+	owed     []Step // undo steps that failed
 }
 
 // compCtx is the context compensations run in: the request's values and
@@ -260,65 +267,106 @@ func (s *saga) forget() {
 	}
 }
 
-// release releases every reservation attempted; false when one failed (it is
-// logged: its stock stays held until released by hand).
+// release releases every reservation attempted; false when one failed, which
+// is then owed (settle).
 func (s *saga) release() bool {
 	ctx, cancel := s.compCtx()
 	defer cancel()
 	ok := true
 	for _, id := range s.reserved {
-		res := s.call(ctx, http.MethodDelete, "http://products/reservations/"+url.PathEscape(id), "", nil, nil)
-		if res.err != nil || res.status != http.StatusOK {
+		if !s.do(ctx, Step{Kind: StepRelease, Target: id, OrderID: s.order.ID}) {
 			ok = false
-			s.o.log.ErrorContext(ctx, "release failed; stock stays held", "order", s.order.ID, "reservation", id,
-				"status", res.status, "error", res.err)
+			s.owed = append(s.owed, Step{Kind: StepRelease, Target: id, OrderID: s.order.ID})
 		}
 	}
 	s.reserved = nil
 	return ok
 }
 
-// refund refunds (or voids, when it never arrived) the order's charge.
+// refund refunds the order's charge, or voids its reference when no charge
+// came; false when that failed, which is then owed (settle).
 func (s *saga) refund() bool {
 	ctx, cancel := s.compCtx()
 	defer cancel()
-	res := s.call(ctx, http.MethodPost, "http://payments/refunds", "refund-"+s.order.ID,
-		map[string]any{"reference": s.order.ID}, nil)
+	st := Step{Kind: StepRefund, Target: s.order.ID, OrderID: s.order.ID}
+	if !s.do(ctx, st) {
+		s.owed = append(s.owed, st)
+		return false
+	}
+	return true
+}
+
+// do runs one undo step against products or payments.
+func (s *saga) do(ctx context.Context, st Step) bool {
+	var res callResult
+	switch st.Kind {
+	case StepRelease:
+		res = s.callService(ctx, http.MethodDelete, "http://products/reservations/"+url.PathEscape(st.Target), "", nil, nil)
+	case StepRefund:
+		res = s.callService(ctx, http.MethodPost, "http://payments/refunds", "refund-"+st.Target,
+			map[string]any{"reference": st.Target}, nil)
+	default:
+		return false
+	}
 	if res.err != nil || res.status != http.StatusOK {
-		s.o.log.ErrorContext(ctx, "refund failed; the charge may stand", "order", s.order.ID,
+		s.o.log.WarnContext(ctx, "undo step failed", "step", st.Kind, "target", st.Target, "order", st.OrderID,
 			"status", res.status, "error", res.err)
 		return false
 	}
 	return true
 }
 
+// settle records the undo steps that failed for the sweeper (Sweep), so that
+// the order row can go; an error means they could not be recorded, and the
+// order must stay pending for the sweeper to undo whole.
+func (s *saga) settle() error {
+	if len(s.owed) == 0 {
+		return nil
+	}
+	ctx, cancel := s.compCtx()
+	defer cancel()
+	if err := s.o.store.Owe(ctx, s.owed); err != nil {
+		s.o.log.ErrorContext(ctx, "record owed undo steps", "order", s.order.ID, "error", err)
+		return err
+	}
+	s.owed = nil
+	return nil
+}
+
 // abort undoes a placement that failed for good: releases, deletes the order
-// row, and answers status.
+// row, and answers status. A release that fails is owed to the sweeper.
 func (s *saga) abort(w http.ResponseWriter, status int, detail string, extra ...any) {
 	s.release()
-	s.forget()
+	if s.settle() == nil {
+		s.forget()
+	}
 	web.Fail(w, s.r, status, detail, extra...)
 }
 
 // undecided undoes a placement whose step on service could not be decided,
 // refunding first when a charge may have been made, and answers 503 with
 // Retry-After.
+// A refund or a release that fails is owed to the sweeper (Sweep), which
+// finishes it once the service is back.
 func (s *saga) undecided(w http.ResponseWriter, service string, res callResult, charged bool) {
 	if charged && !notSent(res.err) {
 		s.refund()
 	}
-	s.abortUnavailable(w, fmt.Sprintf("%s could not be reached or did not decide (%s); nothing is reserved or charged, try again", service, res.why()))
+	s.release()
+	if s.settle() == nil {
+		s.forget()
+	}
+	web.Unavailable(w, s.r, fmt.Sprintf("%s could not be reached or did not decide (%s); nothing is reserved or charged, try again", service, res.why()))
 }
 
-func (s *saga) abortUnavailable(w http.ResponseWriter, detail string) {
-	s.release()
-	s.forget()
-	web.Unavailable(w, s.r, detail)
-}
+// errNoServiceToken: the orders service could not get its own token, so the
+// call was not made.
+var errNoServiceToken = errors.New("orders: no service token")
 
 // notSent reports whether err says the request never reached the service.
 func notSent(err error) bool {
-	return errors.Is(err, discovery.ErrNoInstances) || errors.Is(err, circuitbreaker.ErrOpen)
+	return errors.Is(err, discovery.ErrNoInstances) || errors.Is(err, circuitbreaker.ErrOpen) ||
+		errors.Is(err, errNoServiceToken)
 }
 
 // callResult is what a call to another service came back with.
@@ -339,6 +387,8 @@ func (c callResult) why() string {
 		return "no instance is up"
 	case c.err != nil && errors.Is(c.err, circuitbreaker.ErrOpen):
 		return "its circuit breaker is open"
+	case c.err != nil && errors.Is(c.err, errNoServiceToken):
+		return "the orders service could not get its own token from users"
 	case c.err != nil:
 		return "no answer"
 	case c.status != 0:
@@ -347,11 +397,21 @@ func (c callResult) why() string {
 	return "compensation failed"
 }
 
+// callService calls products or payments with the orders service's own token.
+func (s *saga) callService(ctx context.Context, method, u, key string, body, out any) callResult {
+	tok, err := s.o.service.Token()
+	if err != nil {
+		return callResult{err: fmt.Errorf("%w: %w", errNoServiceToken, err)}
+	}
+	return s.call(ctx, method, u, "Bearer "+tok.AccessToken, key, body, out)
+}
+
 // call sends a JSON request to another service through the discovery-aware
-// client, with the caller's bearer token and, when key is set, an
-// Idempotency-Key (which also lets the client retry a POST). A 2xx answer is
-// decoded into out; an error answer's problem document into the result.
-func (s *saga) call(ctx context.Context, method, u, key string, body, out any) callResult {
+// client, with authorization as its Authorization header and, when key is
+// set, an Idempotency-Key (which also lets the client retry a POST). A 2xx
+// answer is decoded into out; an error answer's problem document into the
+// result.
+func (s *saga) call(ctx context.Context, method, u, authorization, key string, body, out any) callResult {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -364,7 +424,7 @@ func (s *saga) call(ctx context.Context, method, u, key string, body, out any) c
 	if err != nil {
 		return callResult{err: err}
 	}
-	req.Header.Set("Authorization", s.token)
+	req.Header.Set("Authorization", authorization)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -460,12 +520,16 @@ func (o *Orders) cancel(w http.ResponseWriter, r *http.Request) {
 	if !x.Compensated {
 		// Refund and release. Payments refunds a reference once and products
 		// releases a reservation once, so a cancel asked again (or at the same
-		// time) that gets here changes nothing more.
-		s := &saga{o: o, r: r, token: r.Header.Get("Authorization"), order: &x}
+		// time) that gets here changes nothing more. A step that fails now
+		// (payments or products down) is owed to the sweeper, which does it
+		// once the service is back.
+		s := &saga{o: o, r: r, caller: r.Header.Get("Authorization"), order: &x}
 		for _, it := range x.Items {
-			s.reserved = append(s.reserved, reservationID(x.ID, it.ProductID))
+			s.reserved = append(s.reserved, ReservationID(x.ID, it.ProductID))
 		}
-		if !s.refund() || !s.release() {
+		s.refund()
+		s.release()
+		if err := s.settle(); err != nil {
 			web.Unavailable(w, r, "order "+x.ID+" is cancelled but its refund or stock release is not done yet; ask again to finish it")
 			return
 		}

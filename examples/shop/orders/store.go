@@ -56,7 +56,30 @@ type Store interface {
 	Transition(ctx context.Context, from string, o Order) (ok bool, err error)
 	// Delete removes a pending order and its items.
 	Delete(ctx context.Context, id string) error
+	// Stale returns up to limit pending orders created before before, oldest
+	// first: placements that died or could not undo themselves.
+	Stale(ctx context.Context, before time.Time, limit int) ([]Order, error)
+	// Owe records undo steps that failed, for the sweeper to retry; a step
+	// owed already is not recorded twice. Owed returns up to limit of them,
+	// oldest first; Paid drops one once done.
+	Owe(ctx context.Context, steps []Step) error
+	Owed(ctx context.Context, limit int) ([]Step, error)
+	Paid(ctx context.Context, s Step) error
 }
+
+// Step is an undo step owed: a refund of an order's charge (Target the order
+// id, the charge's reference) or a release of a reservation (Target its id).
+type Step struct {
+	Kind    string // StepRefund or StepRelease
+	Target  string
+	OrderID string
+}
+
+// Kinds of Step.
+const (
+	StepRefund  = "refund"
+	StepRelease = "release"
+)
 
 var migrations = []string{`
 CREATE TABLE orders (
@@ -70,6 +93,7 @@ CREATE TABLE orders (
 	updated_at  INTEGER NOT NULL
 );
 CREATE INDEX orders_user ON orders (user_id, id);
+CREATE INDEX orders_status ON orders (status, created_at);
 CREATE TABLE order_items (
 	order_id    TEXT NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
 	position    INTEGER NOT NULL,
@@ -77,7 +101,14 @@ CREATE TABLE order_items (
 	quantity    INTEGER NOT NULL,
 	price_cents INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (order_id, position)
-);`, sqlidem.Schema}
+);`, sqlidem.Schema, `
+CREATE TABLE owed (
+	kind       TEXT NOT NULL CHECK (kind IN ('refund', 'release')),
+	target     TEXT NOT NULL,
+	order_id   TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (kind, target)
+);`}
 
 // SQLiteStore is the Store in a SQLite file, orders.db in the data directory,
 // which also holds the idempotency keys of POST /orders.
@@ -225,6 +256,60 @@ func (s *SQLiteStore) Transition(ctx context.Context, from string, o Order) (boo
 func (s *SQLiteStore) Delete(ctx context.Context, id string) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM orders WHERE id = ? AND status = 'pending'`, id); err != nil {
 		return fmt.Errorf("orders: delete: %w", err)
+	}
+	return nil
+}
+
+// Stale implements Store.
+func (s *SQLiteStore) Stale(ctx context.Context, before time.Time, limit int) ([]Order, error) {
+	return s.query(ctx, `WHERE status = 'pending' AND created_at < ? ORDER BY created_at LIMIT ?`, before.UnixMilli(), limit)
+}
+
+// Owe implements Store.
+func (s *SQLiteStore) Owe(ctx context.Context, steps []Step) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("orders: owe: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	now := time.Now().UnixMilli()
+	for _, st := range steps {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO owed (kind, target, order_id, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, st.Kind, st.Target, st.OrderID, now); err != nil {
+			return fmt.Errorf("orders: owe: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("orders: owe: %w", err)
+	}
+	return nil
+}
+
+// Owed implements Store.
+func (s *SQLiteStore) Owed(ctx context.Context, limit int) ([]Step, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT kind, target, order_id FROM owed ORDER BY created_at LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("orders: owed: %w", err)
+	}
+	defer rows.Close()
+	var out []Step
+	for rows.Next() {
+		var st Step
+		if err := rows.Scan(&st.Kind, &st.Target, &st.OrderID); err != nil {
+			return nil, fmt.Errorf("orders: owed: %w", err)
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("orders: owed: %w", err)
+	}
+	return out, nil
+}
+
+// Paid implements Store.
+func (s *SQLiteStore) Paid(ctx context.Context, st Step) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM owed WHERE kind = ? AND target = ?`, st.Kind, st.Target); err != nil {
+		return fmt.Errorf("orders: paid: %w", err)
 	}
 	return nil
 }

@@ -27,8 +27,9 @@ const (
 // MaxAmount is the largest charge, in cents.
 const MaxAmount = 1_000_000_000
 
-// Payments serves the payments service's routes, all for the orders service
-// (the gateway routes none of them):
+// Payments serves the payments service's routes, all for the orders service,
+// which calls them with its own token, scope internal (the gateway routes none
+// of them):
 //
 //	POST /charges      (bearer, Idempotency-Key) {"reference","amount_cents","card_number"}
 //	                   -> 201 the charge; 402 declined, with charge_id and decline_code
@@ -87,7 +88,7 @@ func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.
 			return nil, err
 		}
 	}
-	authed := shopauth.Require(v)
+	authed := shopauth.Require(v, shopauth.InternalScope)
 	// Keys are scoped to the caller as well as the route.
 	idem, err := idempotency.Middleware(keys, idempotency.WithScope(func(r *http.Request) string {
 		c, _ := shopauth.FromContext(r.Context())

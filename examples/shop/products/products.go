@@ -35,11 +35,11 @@ const (
 //	GET    /products?limit=N&cursor=C  {"products":[...],"next_cursor":"..."}
 //	GET    /products/{id}              the product, 404 unknown
 //	POST   /products                   (bearer, scope admin) {"name","price_cents","stock"} -> 201
-//	POST   /reservations               (bearer) {"id","product_id","quantity"} -> 201, or 200 for a repeat
-//	DELETE /reservations/{id}          (bearer) -> 200, the stock put back once
+//	POST   /reservations               (bearer, scope internal) {"id","product_id","quantity"} -> 201, or 200 for a repeat
+//	DELETE /reservations/{id}          (bearer, scope internal) -> 200, the stock put back once
 //
-// The reservation routes are for the orders service; the gateway does not
-// route them.
+// The reservation routes are for the orders service, with its own token; the
+// gateway does not route them.
 type Products struct {
 	store Store
 	log   *slog.Logger
@@ -52,13 +52,13 @@ func New(svc *service.Service, store Store, v *shopauth.Verifier) (*Products, er
 		return nil, errors.New("products: New needs a service, a store and a verifier")
 	}
 	p := &Products{store: store, log: svc.Logger()}
-	authed := shopauth.Require(v)
+	internal := shopauth.Require(v, shopauth.InternalScope)
 	admin := shopauth.Require(v, shopauth.AdminScope)
 	svc.HandleFunc("GET /products", p.list)
 	svc.HandleFunc("GET /products/{id}", p.get)
 	svc.Handle("POST /products", admin(http.HandlerFunc(p.create)))
-	svc.Handle("POST /reservations", authed(http.HandlerFunc(p.reserve)))
-	svc.Handle("DELETE /reservations/{id}", authed(http.HandlerFunc(p.release)))
+	svc.Handle("POST /reservations", internal(http.HandlerFunc(p.reserve)))
+	svc.Handle("DELETE /reservations/{id}", internal(http.HandlerFunc(p.release)))
 	return p, nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/pier-go/pier/examples/shop/internal/ids"
 	"github.com/pier-go/pier/examples/shop/internal/shopauth"
@@ -40,6 +39,7 @@ const (
 //	GET  /users/me              (bearer) the caller
 //	GET  /users/{id}            (bearer) the caller, or anyone for an admin; 404 otherwise
 //	GET  /.well-known/jwks.json the public key that verifies its tokens
+//	POST /oauth/token           a service's own token (client credentials, see Client)
 type Users struct {
 	store    Store
 	key      ed25519.PrivateKey
@@ -50,6 +50,7 @@ type Users struct {
 	log      *slog.Logger
 	now      func() time.Time
 	dummy    string // a hash to check unknown emails against, so they cost the same
+	clients  map[string]client
 }
 
 // Option configures New.
@@ -65,7 +66,7 @@ func New(svc *service.Service, store Store, key ed25519.PrivateKey, opts ...Opti
 	if svc == nil || store == nil || len(key) != ed25519.PrivateKeySize {
 		return nil, errors.New("users: New needs a service, a store and an Ed25519 key")
 	}
-	u := &Users{store: store, key: key, params: DefaultPasswordParams, log: svc.Logger(), now: time.Now}
+	u := &Users{store: store, key: key, params: DefaultPasswordParams, log: svc.Logger(), now: time.Now, clients: map[string]client{}}
 	for _, o := range opts {
 		o(u)
 	}
@@ -90,6 +91,7 @@ func New(svc *service.Service, store Store, key ed25519.PrivateKey, opts ...Opti
 	svc.Handle("GET /users/me", authed(http.HandlerFunc(u.me)))
 	svc.Handle("GET /users/{id}", authed(http.HandlerFunc(u.get)))
 	svc.HandleFunc("GET /.well-known/jwks.json", u.serveJWKS)
+	svc.HandleFunc("POST /oauth/token", u.token)
 	return u, nil
 }
 
@@ -208,25 +210,11 @@ func (u *Users) login(w http.ResponseWriter, r *http.Request) {
 // Token returns a signed access token for usr: EdDSA, iss shop-users, aud shop,
 // sub the user's id, scope "admin" for an admin, valid for TokenTTL.
 func (u *Users) Token(usr User) (string, error) {
-	now := u.now()
-	claims := jwt.MapClaims{
-		"iss": shopauth.Issuer,
-		"aud": shopauth.Audience,
-		"sub": usr.ID,
-		"iat": now.Unix(),
-		"exp": now.Add(TokenTTL).Unix(),
-		"jti": ids.New("t"),
-	}
+	scopes := ""
 	if usr.Admin {
-		claims["scope"] = shopauth.AdminScope
+		scopes = shopauth.AdminScope
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
-	t.Header["kid"] = u.kid
-	s, err := t.SignedString(u.key)
-	if err != nil {
-		return "", fmt.Errorf("users: sign: %w", err)
-	}
-	return s, nil
+	return u.sign(usr.ID, scopes)
 }
 
 func (u *Users) me(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
 	"github.com/pier-go/pier/auth"
 )
 
@@ -19,6 +22,13 @@ const (
 	Audience   = "shop"
 	Algorithm  = "EdDSA"
 	AdminScope = "admin"
+	// InternalScope is held by services' own tokens (see ServiceTokens): the
+	// routes only orders may call (reservations, charges, refunds) require it,
+	// so a user's token, forwarded or not, cannot call them.
+	InternalScope = "internal"
+	// TokenURL is the users service's token endpoint for services (the OAuth 2.0
+	// client credentials grant), reached through the discovery-aware client.
+	TokenURL = "http://users/oauth/token"
 	// JWKSURL is where the users service serves its public keys, reached
 	// through the discovery-aware client.
 	JWKSURL = "http://users/.well-known/jwks.json"
@@ -76,6 +86,16 @@ func Require(v *Verifier, scopes ...string) func(http.Handler) http.Handler {
 		return auth.Require(v)
 	}
 	return auth.Require(v, auth.WithScopes(auth.AllScopes(scopes...)))
+}
+
+// ServiceTokens returns the token source of a service's own token: the
+// client credentials grant at TokenURL, through client (the Service's
+// discovery-aware client), the token cached until shortly before it expires.
+// It is safe for concurrent use.
+func ServiceTokens(client *http.Client, id, secret string) oauth2.TokenSource {
+	cfg := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: TokenURL, AuthStyle: oauth2.AuthStyleInHeader}
+	// oauth2 takes its HTTP client from the context it keeps for refreshes.
+	return cfg.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, client))
 }
 
 // FromContext returns the claims that Require verified for the request.
