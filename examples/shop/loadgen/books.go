@@ -201,14 +201,35 @@ func (b *books) countStatuses() map[string]int64 {
 	return m
 }
 
-// readBooks finishes the cancels left open, waits (within cfg.Settle) until
-// no order of the run is pending, and reads back the orders, the products
-// and the payments.
-func (g *gen) readBooks(ctx context.Context) (*books, error) {
+// settle finishes the cancels left open, then reads the books back until
+// they balance or cfg.Settle has passed: the shop may owe a release or a
+// refund to its sweeper for a while, and a pending order may still be
+// decided. It returns the last reading.
+func (g *gen) settle(ctx context.Context) (*books, error) {
 	deadline := time.Now().Add(g.cfg.Settle)
 	g.progressf("loadgen: load done; settling (at most %s) and reading the books\n", g.cfg.Settle)
 	g.finishCancels(ctx, deadline)
+	for reads := 1; ; reads++ {
+		b, err := g.readBooks(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v := b.Check()
+		if len(v) == 0 || !time.Now().Before(deadline) {
+			return b, nil
+		}
+		if reads == 1 {
+			g.progressf("loadgen: %d violations on the first reading; reading again until the books balance or the settle wait is over\n", len(v))
+		}
+		if !sleep(ctx, 250*time.Millisecond) {
+			return nil, fmt.Errorf("loadgen: interrupted: %w", ctx.Err())
+		}
+	}
+}
 
+// readBooks reads back the orders of the run's customers, its products and
+// the payments made since it started.
+func (g *gen) readBooks(ctx context.Context) (*books, error) {
 	b := &books{orders: map[string][]order{}}
 	g.mu.Lock()
 	users := slices.Clone(g.users)
@@ -216,26 +237,15 @@ func (g *gen) readBooks(ctx context.Context) (*books, error) {
 		b.products = append(b.products, productBook{ID: p.ID, Initial: p.Initial})
 	}
 	g.mu.Unlock()
-	for {
-		pending := false
-		clear(b.orders)
-		b.unread = nil
-		for _, u := range users {
-			var out struct {
-				Orders []order `json:"orders"`
-			}
-			if a := g.read(ctx, "read orders", g.api("/api/orders"), u.bearer(), &out); a.err != nil || a.status != http.StatusOK {
-				b.unread = append(b.unread, fmt.Sprintf("customer %s: orders could not be read: %s", u.Email, a.describe()))
-				continue
-			}
-			b.orders[u.Email] = out.Orders
-			for _, o := range out.Orders {
-				pending = pending || o.Status == "pending"
-			}
+	for _, u := range users {
+		var out struct {
+			Orders []order `json:"orders"`
 		}
-		if !pending || !time.Now().Before(deadline) || !sleep(ctx, 200*time.Millisecond) {
-			break
+		if a := g.read(ctx, "read orders", g.api("/api/orders"), u.bearer(), &out); a.err != nil || a.status != http.StatusOK {
+			b.unread = append(b.unread, fmt.Sprintf("customer %s: orders could not be read: %s", u.Email, a.describe()))
+			continue
 		}
+		b.orders[u.Email] = out.Orders
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("loadgen: interrupted: %w", err)

@@ -48,8 +48,9 @@ type Config struct {
 	Users int
 	// Timeout bounds each request. Default 15 s.
 	Timeout time.Duration
-	// Settle bounds the wait, after the load, for pending orders to be
-	// decided and unfinished cancels to be finished. Default 10 s.
+	// Settle bounds the wait, after the load, for the books to balance:
+	// pending orders decided, cancels finished, releases and refunds that the
+	// shop owes done. Default 10 s.
 	Settle time.Duration
 	// Progress receives a progress line every ProgressEvery while the load
 	// runs, and the phases' lines. Default: none.
@@ -161,8 +162,8 @@ func loopbackClient(conns int) *http.Client {
 }
 
 // Run creates the run's products as the admin, sends load for cfg.Duration,
-// waits (within cfg.Settle) for the shop to settle, reads the books back and
-// checks them. The error is for a run that could not be made (bad
+// then reads the books back and checks them, again and again while they do
+// not balance, until cfg.Settle has passed. The error is for a run that could not be made (bad
 // configuration, the admin's log-in or a product's creation failing, ctx
 // ended); what the load and the check found is in the Report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -181,7 +182,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("loadgen: interrupted: %w", err)
 	}
-	b, err := g.readBooks(ctx)
+	b, err := g.settle(ctx)
 	if err != nil {
 		return nil, err
 	}

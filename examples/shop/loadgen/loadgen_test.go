@@ -198,6 +198,9 @@ func TestCheckerFindsPlantedViolations(t *testing.T) {
 			cfg := rs.config(nil)
 			cfg.Duration = 500 * time.Millisecond
 			cfg.Stock = 500 // no product runs out: the planted reservation must succeed
+			// The planted violation stays: the checker reads again for a
+			// second, then reports it.
+			cfg.Settle = time.Second
 			if err := cfg.defaults(); err != nil {
 				t.Fatal(err)
 			}
@@ -208,7 +211,7 @@ func TestCheckerFindsPlantedViolations(t *testing.T) {
 				t.Fatal(err)
 			}
 			g.drive(t.Context())
-			b, err := g.readBooks(t.Context())
+			b, err := g.settle(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +219,7 @@ func TestCheckerFindsPlantedViolations(t *testing.T) {
 				t.Fatalf("violations before anything was planted: %q", v)
 			}
 			tc.plant(t, rs.dir, g.products[0].ID)
-			b, err = g.readBooks(t.Context())
+			b, err = g.settle(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
