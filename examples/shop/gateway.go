@@ -1,12 +1,7 @@
 package shop
 
 import (
-	"context"
-	"fmt"
-
 	"github.com/pier-go/pier/gateway"
-	"github.com/pier-go/pier/health"
-	"github.com/pier-go/pier/service"
 )
 
 // Routes is the gateway's route table. The gateway verifies the bearer token
@@ -26,28 +21,4 @@ func Routes(loginRate float64, loginBurst int) []gateway.Route {
 		{Name: "products", Prefix: "/api/products", Service: Products, Rewrite: "/products", Auth: gateway.AuthNone},
 		{Name: "orders", Prefix: "/api/orders", Service: Orders, Rewrite: "/orders"},
 	}
-}
-
-// buildGateway makes the gateway service on the shop's address: the library's
-// gateway, over the service's discovery-aware client, verifying tokens on
-// the users service's JWKS; /health is ready once every routed service has a
-// ready instance.
-func (s *Shop) buildGateway() (*service.Service, error) {
-	var gw *gateway.Gateway
-	svc, err := s.newService(Gateway, s.cfg.Addr, nil,
-		service.WithHealthCheck("routes", health.CheckerFunc(func(ctx context.Context) error { return gw.Ready(ctx) })))
-	if err != nil {
-		return nil, err
-	}
-	v, err := s.verifierFor(svc)
-	if err != nil {
-		return nil, err
-	}
-	gw, err = gateway.New(svc.Client(), Routes(s.cfg.LoginRate, s.cfg.LoginBurst),
-		gateway.WithVerifier(v), gateway.WithLogger(s.log))
-	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
-	}
-	svc.Handle("/api/", gw)
-	return svc, nil
 }

@@ -38,11 +38,42 @@ func (s *Shop) Seed(ctx context.Context, adminPassword string) (bool, error) {
 	} else if !errors.Is(err, users.ErrNotFound) {
 		return false, fmt.Errorf("shop: seed: %w", err)
 	}
+	if _, err := SeedCatalogue(ctx, s.productsStore); err != nil {
+		return false, err
+	}
+	if _, err := SeedUsers(ctx, s.usersStore, s.cfg.PasswordParams, adminPassword); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// SeedCatalogue creates SeedProducts in store when it holds no product yet,
+// and reports whether it did.
+func SeedCatalogue(ctx context.Context, store products.Store) (bool, error) {
+	some, err := store.List(ctx, "", 1)
+	if err != nil {
+		return false, fmt.Errorf("shop: seed: %w", err)
+	}
+	if len(some) > 0 {
+		return false, nil
+	}
 	for _, p := range SeedProducts {
-		if err := s.productsStore.Create(ctx, products.Product{ID: ids.New("p"), Name: p.Name, PriceCents: p.PriceCents, Stock: p.Stock}); err != nil {
+		if err := store.Create(ctx, products.Product{ID: ids.New("p"), Name: p.Name, PriceCents: p.PriceCents, Stock: p.Stock}); err != nil {
 			return false, fmt.Errorf("shop: seed: %w", err)
 		}
 	}
+	return true, nil
+}
+
+// SeedUsers registers Alice, Bob and the admin (admin@example.com with
+// adminPassword), each unless its email is taken, the admin last, with
+// argon2id costs p. It reports whether it created the admin; an admin that
+// exists keeps its password.
+func SeedUsers(ctx context.Context, store users.Store, p users.PasswordParams, adminPassword string) (bool, error) {
+	if p == (users.PasswordParams{}) {
+		p = users.DefaultPasswordParams
+	}
+	created := false
 	for _, u := range []struct {
 		reg   users.Registration
 		admin bool
@@ -52,10 +83,11 @@ func (s *Shop) Seed(ctx context.Context, adminPassword string) (bool, error) {
 		// The admin last: its presence marks the seed as done.
 		{users.Registration{Email: AdminEmail, Password: adminPassword, Name: "Admin"}, true},
 	} {
-		_, err := users.Register(ctx, s.usersStore, s.cfg.PasswordParams, u.reg, u.admin)
+		_, err := users.Register(ctx, store, p, u.reg, u.admin)
 		if err != nil && !errors.Is(err, users.ErrEmailTaken) {
 			return false, fmt.Errorf("shop: seed %s: %w", u.reg.Email, err)
 		}
+		created = u.admin && err == nil
 	}
-	return true, nil
+	return created, nil
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pier-go/pier/discovery"
-	"github.com/pier-go/pier/examples/shop/internal/shopauth"
 	"github.com/pier-go/pier/examples/shop/internal/sqlidem"
 	"github.com/pier-go/pier/examples/shop/orders"
 	"github.com/pier-go/pier/examples/shop/payments"
@@ -75,14 +74,14 @@ type Shop struct {
 	// made anew at each start: only this process needs it.
 	ordersSecret string
 
+	// users and orders are the running services, for tests.
 	users   *users.Users
 	orders  *orders.Orders
 	gateway *service.Service
 
-	mu       sync.Mutex
-	running  map[string]*running
-	closers  []io.Closer
-	verifier []*shopauth.Verifier
+	mu      sync.Mutex
+	running map[string]*running
+	closers []io.Closer
 }
 
 type running struct {
@@ -159,129 +158,69 @@ func (s *Shop) Close() error {
 	return errors.Join(errs...)
 }
 
-// newService makes a Service named name on a free loopback port (or addr),
-// registered in the shop's registry, with a check on its database.
-func (s *Shop) newService(name, addr string, db health.Checker, opts ...service.Option) (*service.Service, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
+// build makes the named service from the shop's stores, on a free loopback
+// port (the gateway on the shop's address), in the shop's registry.
+func (s *Shop) build(name string) (*Node, error) {
+	p := Parts{
+		Logger:         s.log,
+		Key:            s.key,
+		PasswordParams: s.cfg.PasswordParams,
+		PaymentOptions: s.cfg.Payments,
+		Routes:         Routes(s.cfg.LoginRate, s.cfg.LoginBurst),
+		OrdersSecret:   s.ordersSecret,
 	}
-	base := []service.Option{
+	var err error
+	switch name {
+	case Users:
+		p.Users, p.DB = s.usersStore, health.CheckerFunc(s.usersStore.Ping)
+	case Products:
+		p.Products, p.DB = s.productsStore, health.CheckerFunc(s.productsStore.Ping)
+	case Payments:
+		p.Payments, p.DB = s.paymentsStore, health.CheckerFunc(s.paymentsStore.Ping)
+		p.Keys, err = sqlidem.New(s.paymentsStore.DB(), 0)
+	case Orders:
+		p.Orders, p.DB = s.ordersStore, health.CheckerFunc(s.ordersStore.Ping)
+		p.Keys, err = sqlidem.New(s.ordersStore.DB(), 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:0"
+	if name == Gateway {
+		addr = s.cfg.Addr
+	}
+	return NewNode(name, p,
 		service.WithAddr(addr),
 		service.WithLogger(s.log),
 		service.WithRegistry(s.registry),
 		service.WithShutdown(s.cfg.DrainDelay, 10*time.Second),
 		service.WithClientOptions(s.cfg.ClientOptions...),
-	}
-	if db != nil {
-		base = append(base, service.WithHealthCheck("db", db))
-	}
-	return service.New(name, append(base, opts...)...)
-}
-
-func (s *Shop) verifierFor(svc *service.Service) (*shopauth.Verifier, error) {
-	v, err := shopauth.NewVerifier(svc.Client(), s.log)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	s.verifier = append(s.verifier, v)
-	s.mu.Unlock()
-	return v, nil
-}
-
-// build makes the named service with its routes.
-func (s *Shop) build(name string) (*service.Service, error) {
-	switch name {
-	case Users:
-		svc, err := s.newService(Users, "", health.CheckerFunc(s.usersStore.Ping))
-		if err != nil {
-			return nil, err
-		}
-		u, err := users.New(svc, s.usersStore, s.key, users.WithPasswordParams(s.cfg.PasswordParams),
-			users.WithClients(users.Client{ID: Orders, Secret: s.ordersSecret, Scopes: []string{shopauth.InternalScope}}))
-		if err != nil {
-			return nil, err
-		}
-		s.mu.Lock()
-		s.users = u
-		s.mu.Unlock()
-		return svc, nil
-	case Products:
-		svc, err := s.newService(Products, "", health.CheckerFunc(s.productsStore.Ping))
-		if err != nil {
-			return nil, err
-		}
-		v, err := s.verifierFor(svc)
-		if err != nil {
-			return nil, err
-		}
-		_, err = products.New(svc, s.productsStore, v)
-		return svc, err
-	case Payments:
-		svc, err := s.newService(Payments, "", health.CheckerFunc(s.paymentsStore.Ping))
-		if err != nil {
-			return nil, err
-		}
-		v, err := s.verifierFor(svc)
-		if err != nil {
-			return nil, err
-		}
-		keys, err := sqlidem.New(s.paymentsStore.DB(), 0)
-		if err != nil {
-			return nil, err
-		}
-		_, err = payments.New(svc, s.paymentsStore, keys, v, s.cfg.Payments...)
-		return svc, err
-	case Orders:
-		// The sweeper's hook is made once orders is, which needs the Service.
-		var sweeper service.Hook
-		svc, err := s.newService(Orders, "", health.CheckerFunc(s.ordersStore.Ping), service.WithHook(service.Hook{
-			OnStart: func(ctx context.Context) error { return sweeper.OnStart(ctx) },
-			OnStop:  func(ctx context.Context) error { return sweeper.OnStop(ctx) },
-		}))
-		if err != nil {
-			return nil, err
-		}
-		v, err := s.verifierFor(svc)
-		if err != nil {
-			return nil, err
-		}
-		keys, err := sqlidem.New(s.ordersStore.DB(), 0)
-		if err != nil {
-			return nil, err
-		}
-		o, err := orders.New(svc, s.ordersStore, keys, v, shopauth.ServiceTokens(svc.Client(), Orders, s.ordersSecret))
-		if err != nil {
-			return nil, err
-		}
-		sweeper = o.Sweeper(SweepInterval)
-		s.mu.Lock()
-		s.orders = o
-		s.mu.Unlock()
-		return svc, nil
-	case Gateway:
-		return s.buildGateway()
-	}
-	return nil, fmt.Errorf("shop: no service %q", name)
+	)
 }
 
 // start builds the named service and runs it until stop.
 func (s *Shop) start(ctx context.Context, name string) error {
-	svc, err := s.build(name)
+	n, err := s.build(name)
 	if err != nil {
 		return fmt.Errorf("shop: %s: %w", name, err)
 	}
+	svc := n.Service
 	ctx, cancel := context.WithCancel(ctx)
 	stopped, done := context.WithCancel(context.Background())
 	r := &running{svc: svc, stop: cancel, stopped: stopped}
 	s.mu.Lock()
 	s.running[name] = r
-	if name == Gateway {
+	switch name {
+	case Gateway:
 		s.gateway = svc
+	case Users:
+		s.users = n.users
+	case Orders:
+		s.orders = n.orders
 	}
 	s.mu.Unlock()
 	go func() {
-		r.err = svc.Run(ctx)
+		r.err = n.Run(ctx)
 		done()
 	}()
 	return nil
@@ -304,32 +243,23 @@ func (s *Shop) stop(name string) error {
 	return nil
 }
 
-// order is the start order; services stop in reverse, the gateway first.
-var order = []string{Users, Products, Payments, Orders, Gateway}
-
 // Run starts every service and the gateway, waits until each is registered
 // and then calls ready (if not nil) with the gateway's address; it serves
 // until ctx ends and then stops the gateway first and the users service last.
 func (s *Shop) Run(ctx context.Context, ready func(gateway net.Addr)) error {
 	var errs []error
 	stopAll := func() error {
-		for _, name := range slices.Backward(order) {
+		for _, name := range slices.Backward(ServiceNames()) {
 			errs = append(errs, s.stop(name))
 		}
-		s.mu.Lock()
-		for _, v := range s.verifier {
-			errs = append(errs, v.Close())
-		}
-		s.verifier = nil
-		s.mu.Unlock()
 		return errors.Join(errs...)
 	}
-	for _, name := range order {
+	for _, name := range ServiceNames() {
 		if err := s.start(ctx, name); err != nil {
 			return errors.Join(err, stopAll())
 		}
 	}
-	if err := s.waitRegistered(ctx, order...); err != nil {
+	if err := s.waitRegistered(ctx, ServiceNames()...); err != nil {
 		if ctx.Err() != nil {
 			return stopAll()
 		}

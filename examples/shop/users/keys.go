@@ -21,10 +21,17 @@ const KeyFile = "users-signing-key.pem"
 // creating it (mode 0600, in a directory of mode 0700) the first time, so that
 // tokens stay valid across restarts.
 func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
-	path := filepath.Join(dir, KeyFile)
+	return LoadOrCreateKeyFile(filepath.Join(dir, KeyFile))
+}
+
+// LoadOrCreateKeyFile returns the Ed25519 signing key kept at path, a PKCS #8
+// PEM file ("PRIVATE KEY", as `openssl genpkey -algorithm ed25519` writes
+// it), creating it (mode 0600, in a directory of mode 0700) when it does not
+// exist. Instances that share the file share the key.
+func LoadOrCreateKeyFile(path string) (ed25519.PrivateKey, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return createKey(dir, path)
+		return createKey(filepath.Dir(path), path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("users: signing key: %w", err)
@@ -59,7 +66,7 @@ func createKey(dir, path string) (ed25519.PrivateKey, error) {
 	// O_EXCL: two processes starting at once must not overwrite each other's key.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		return LoadOrCreateKey(dir)
+		return LoadOrCreateKeyFile(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("users: signing key: %w", err)

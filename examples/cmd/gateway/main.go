@@ -1,0 +1,34 @@
+// Command gateway runs the shop's gateway: routes, token checks and rate
+// limits in front of the services, as a process of its own. It finds the
+// services through the registry it is given.
+//
+//	go run ./examples/cmd/gateway -addr :8081 -data /tmp/shop -registry static -services 'users=127.0.0.1:8081;...'
+//
+// The flags every service command shares (listen and advertised address,
+// registry, database, data directory, log format, drain) are listed by -h
+// and in docs/deploy.md; each has an environment variable, and a flag
+// wins over its variable. Its own:
+//
+//	-routes          PIER_ROUTES          the routes file, YAML or JSON
+//	                                      (default: the shop's routes, as in examples/deploy/routes.yaml)
+//
+// Bad configuration is one line on stderr and exit code 2 (flags) or 1.
+// SIGINT or SIGTERM stops it gracefully; see docs/deploy.md.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pier-go/pier/examples/shop"
+	"github.com/pier-go/pier/examples/shop/process"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := process.Main(ctx, shop.Gateway, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
+}
