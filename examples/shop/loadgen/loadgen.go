@@ -32,6 +32,10 @@ type Config struct {
 
 	// Duration is how long load is sent. Default 10 s.
 	Duration time.Duration
+	// Stop, when closed, ends the load before Duration has passed; the
+	// books are then checked as after a full run. Default nil: the load
+	// runs for Duration.
+	Stop <-chan struct{}
 	// Rate is the requests per second sent. Default 50.
 	Rate float64
 	// Concurrency bounds the requests in flight. Default 16.
@@ -296,6 +300,15 @@ func (g *gen) drive(ctx context.Context) {
 	var wg sync.WaitGroup
 	progressDone := make(chan struct{})
 	wg.Go(func() { g.progressLoop(loadCtx, progressDone) })
+	if g.cfg.Stop != nil {
+		wg.Go(func() {
+			select {
+			case <-g.cfg.Stop:
+				stop()
+			case <-loadCtx.Done():
+			}
+		})
+	}
 	for loadCtx.Err() == nil {
 		a := g.pick()
 		cost := min(a.cost, g.cfg.Concurrency)

@@ -234,3 +234,21 @@ func TestCheckerFindsPlantedViolations(t *testing.T) {
 		})
 	}
 }
+
+// TestStopEndsTheLoadEarly: a closed Stop ends an hour's load at once, and
+// the books are checked as after a full run.
+func TestStopEndsTheLoadEarly(t *testing.T) {
+	rs := startShop(t)
+	cfg := rs.config(nil)
+	cfg.Duration = time.Hour
+	stop := make(chan struct{})
+	cfg.Stop = stop
+	close(stop)
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Violations) != 0 || rep.UnexpectedFailures() != 0 || !rep.PaymentsChecked {
+		t.Fatalf("report after an early stop:\n%s", rep)
+	}
+}
