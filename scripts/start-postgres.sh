@@ -41,6 +41,8 @@ die() { log "$*"; exit 1; }
 # bindir finds the server: PG_BINDIR, else version 15, else the newest installed.
 bindir() {
 	if [[ -n "${PG_BINDIR:-}" ]]; then
+		[[ -x "$PG_BINDIR/postgres" && -x "$PG_BINDIR/initdb" && -x "$PG_BINDIR/pg_ctl" ]] ||
+			die "PG_BINDIR=$PG_BINDIR holds no postgres, initdb and pg_ctl"
 		echo "$PG_BINDIR"
 		return
 	fi
@@ -63,7 +65,7 @@ install_server() {
 		mkdir -p /etc/postgresql-common
 		echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.conf
 	fi
-	export DEBIAN_FRONTEND=noninteractive
+	export DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1
 	apt-get update >&2
 	apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold postgresql >&2
 }
@@ -73,6 +75,12 @@ alive() {
 	local pid="${1%% *}"
 	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
 	{ [[ -d /proc/$pid ]] || kill -0 "$pid" 2>/dev/null; } || return 1
+	# A zombie (killed, not yet reaped by its parent) has gone too.
+	local stat
+	if stat="$(cat "/proc/$pid/stat" 2>/dev/null)"; then
+		stat="${stat##*) }"
+		[[ "${stat:0:1}" != Z ]] || return 1
+	fi
 	[[ "$(identity "$pid")" == "$1" ]]
 }
 
@@ -138,8 +146,14 @@ exec 9>&-
 
 # On failure, take down whatever was made.
 ok=
-cleanup() { [[ -n "$ok" ]] || "$root/scripts/stop-postgres.sh" "$run" >&2 || true; }
+cleanup() {
+	[[ -z "$ok" ]] || return 0
+	log "interrupted or failed: removing ${run#"$root"/}"
+	"$root/scripts/stop-postgres.sh" "$run" >&2 || true
+}
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 data="$run/data"
 if [[ $EUID -eq 0 ]]; then

@@ -70,9 +70,10 @@ type Node struct {
 	Service *service.Service
 
 	// users and orders are the services, when the node runs one of them.
-	users   *users.Users
-	orders  *orders.Orders
-	sweeper service.Hook
+	users  *users.Users
+	orders *orders.Orders
+	// startSweep and stopSweep run the orders sweeper.
+	startSweep, stopSweep func(context.Context) error
 
 	closeOnce sync.Once
 	closers   []io.Closer
@@ -101,10 +102,9 @@ func NewNode(name string, p Parts, opts ...service.Option) (*Node, error) {
 	n := &Node{}
 	if name == Orders {
 		// The sweeper's hook is made once orders is, which needs the Service.
-		opts = append(opts, service.WithHook(service.Hook{
-			OnStart: func(ctx context.Context) error { return n.sweeper.OnStart(ctx) },
-			OnStop:  func(ctx context.Context) error { return n.sweeper.OnStop(ctx) },
-		}))
+		opts = append(opts,
+			service.WithOnStart(func(ctx context.Context) error { return n.startSweep(ctx) }),
+			service.WithOnStop(func(ctx context.Context) error { return n.stopSweep(ctx) }))
 	}
 	var gw *gateway.Gateway
 	if name == Gateway {
@@ -156,7 +156,7 @@ func NewNode(name string, p Parts, opts ...service.Option) (*Node, error) {
 		}
 		n.orders, err = orders.New(svc, p.Orders, p.Keys, v, shopauth.ServiceTokens(svc.Client(), Orders, p.OrdersSecret))
 		if err == nil {
-			n.sweeper = n.orders.Sweeper(p.SweepInterval)
+			n.startSweep, n.stopSweep = n.orders.Sweeper(p.SweepInterval)
 		}
 	case Gateway:
 		routes := p.Routes

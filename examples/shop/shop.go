@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pier-go/pier/discovery"
-	"github.com/pier-go/pier/examples/shop/internal/sqlidem"
 	"github.com/pier-go/pier/examples/shop/orders"
 	"github.com/pier-go/pier/examples/shop/payments"
 	"github.com/pier-go/pier/examples/shop/products"
@@ -28,6 +27,11 @@ type Config struct {
 	Addr string
 	// DataDir holds every service's SQLite database and the signing key.
 	DataDir string
+	// Database is the database URL of every service's store (see Open in
+	// each service's package): "postgres://..." keeps each service in its own
+	// schema of that database, "sqlite:DIR" in its file in DIR. Default
+	// DataDir: SQLite files beside the signing key.
+	Database string
 	// Logger receives every service's logs. Default: service.NewLogger().
 	Logger *slog.Logger
 	// DrainDelay is how long each service keeps serving after it turns
@@ -63,12 +67,12 @@ const (
 type Shop struct {
 	cfg      Config
 	log      *slog.Logger
-	registry *discovery.Memory
+	registry *registry
 
-	usersStore    *users.SQLiteStore
-	productsStore *products.SQLiteStore
-	paymentsStore *payments.SQLiteStore
-	ordersStore   *orders.SQLiteStore
+	usersStore    users.Database
+	productsStore products.Database
+	paymentsStore payments.Database
+	ordersStore   orders.Database
 	key           []byte
 	// ordersSecret is the orders service's client secret for its own token,
 	// made anew at each start: only this process needs it.
@@ -92,8 +96,9 @@ type running struct {
 	err     error
 }
 
-// Open opens every service's store in cfg.DataDir (creating and migrating
-// them) and loads or creates the signing key. Close releases them; Run does
+// Open opens every service's store at cfg.Database, by default in
+// cfg.DataDir (creating and migrating them), and loads or creates the signing
+// key in cfg.DataDir. Close releases them; Run does
 // not.
 func Open(ctx context.Context, cfg Config) (*Shop, error) {
 	if cfg.DataDir == "" {
@@ -111,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Shop, error) {
 	if cfg.PasswordParams == (users.PasswordParams{}) {
 		cfg.PasswordParams = users.DefaultPasswordParams
 	}
-	s := &Shop{cfg: cfg, log: cfg.Logger, registry: discovery.NewMemory(), running: map[string]*running{},
+	s := &Shop{cfg: cfg, log: cfg.Logger, registry: newRegistry(), running: map[string]*running{},
 		ordersSecret: rand.Text()}
 	if s.log == nil {
 		l, err := service.NewLogger()
@@ -120,22 +125,26 @@ func Open(ctx context.Context, cfg Config) (*Shop, error) {
 		}
 		s.log = l
 	}
+	db := cfg.Database
+	if db == "" {
+		db = cfg.DataDir
+	}
 	var err error
-	if s.usersStore, err = users.OpenSQLite(ctx, cfg.DataDir); err == nil {
+	if s.usersStore, err = users.Open(ctx, db); err == nil {
 		s.closers = append(s.closers, s.usersStore)
 	}
 	if err == nil {
-		if s.productsStore, err = products.OpenSQLite(ctx, cfg.DataDir); err == nil {
+		if s.productsStore, err = products.Open(ctx, db); err == nil {
 			s.closers = append(s.closers, s.productsStore)
 		}
 	}
 	if err == nil {
-		if s.paymentsStore, err = payments.OpenSQLite(ctx, cfg.DataDir); err == nil {
+		if s.paymentsStore, err = payments.Open(ctx, db); err == nil {
 			s.closers = append(s.closers, s.paymentsStore)
 		}
 	}
 	if err == nil {
-		if s.ordersStore, err = orders.OpenSQLite(ctx, cfg.DataDir); err == nil {
+		if s.ordersStore, err = orders.Open(ctx, db); err == nil {
 			s.closers = append(s.closers, s.ordersStore)
 		}
 	}
@@ -177,10 +186,10 @@ func (s *Shop) build(name string) (*Node, error) {
 		p.Products, p.DB = s.productsStore, health.CheckerFunc(s.productsStore.Ping)
 	case Payments:
 		p.Payments, p.DB = s.paymentsStore, health.CheckerFunc(s.paymentsStore.Ping)
-		p.Keys, err = sqlidem.New(s.paymentsStore.DB(), 0)
+		p.Keys, err = s.paymentsStore.IdempotencyStore()
 	case Orders:
 		p.Orders, p.DB = s.ordersStore, health.CheckerFunc(s.ordersStore.Ping)
-		p.Keys, err = sqlidem.New(s.ordersStore.DB(), 0)
+		p.Keys, err = s.ordersStore.IdempotencyStore()
 	}
 	if err != nil {
 		return nil, err
@@ -189,13 +198,18 @@ func (s *Shop) build(name string) (*Node, error) {
 	if name == Gateway {
 		addr = s.cfg.Addr
 	}
-	return NewNode(name, p,
+	opts := []service.Option{
 		service.WithAddr(addr),
 		service.WithLogger(s.log),
 		service.WithRegistry(s.registry),
-		service.WithShutdown(s.cfg.DrainDelay, 10*time.Second),
 		service.WithClientOptions(s.cfg.ClientOptions...),
-	)
+	}
+	if s.cfg.DrainDelay > 0 {
+		opts = append(opts, service.WithShutdown(s.cfg.DrainDelay, 0))
+	} else {
+		opts = append(opts, service.WithoutDrainDelay())
+	}
+	return NewNode(name, p, opts...)
 }
 
 // start builds the named service and runs it until stop.
@@ -245,13 +259,18 @@ func (s *Shop) stop(name string) error {
 
 // Run starts every service and the gateway, waits until each is registered
 // and then calls ready (if not nil) with the gateway's address; it serves
-// until ctx ends and then stops the gateway first and the users service last.
+// until ctx ends and then stops the gateway first, orders next, and the
+// services orders calls last.
 func (s *Shop) Run(ctx context.Context, ready func(gateway net.Addr)) error {
-	var errs []error
 	stopAll := func() error {
-		for _, name := range slices.Backward(ServiceNames()) {
-			errs = append(errs, s.stop(name))
+		errs := []error{s.stop(Gateway), s.stop(Orders)}
+		var wg sync.WaitGroup
+		rest := make([]error, 3)
+		for i, name := range []string{Payments, Products, Users} {
+			wg.Go(func() { rest[i] = s.stop(name) })
 		}
+		wg.Wait()
+		errs = append(errs, rest...)
 		return errors.Join(errs...)
 	}
 	for _, name := range ServiceNames() {
@@ -293,21 +312,66 @@ func (s *Shop) waitRegistered(ctx context.Context, names ...string) error {
 }
 
 func (s *Shop) waitOne(ctx context.Context, name string, r *running) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(r.stopped, cancel)()
-	var version uint64
-	for {
-		ins, v, err := s.registry.Watch(ctx, name, version)
-		if r.stopped.Err() != nil {
-			return fmt.Errorf("shop: %s stopped before it registered: %w", name, errors.Join(r.err, errors.New("stopped")))
-		}
-		if err != nil {
-			return err
-		}
-		if len(ins) > 0 {
-			return nil
-		}
-		version = v
+	select {
+	case <-s.registry.registered(name):
+		return nil
+	case <-r.stopped.Done():
+		return fmt.Errorf("shop: %s stopped before it registered: %w", name, errors.Join(r.err, errors.New("stopped")))
+	case <-ctx.Done():
+		return ctx.Err()
 	}
+}
+
+// registry is the memory registry, telling when a service has registered.
+type registry struct {
+	*discovery.Memory
+	mu      sync.Mutex
+	waiters map[string]chan struct{}
+}
+
+func newRegistry() *registry {
+	return &registry{Memory: discovery.NewMemory(), waiters: map[string]chan struct{}{}}
+}
+
+// Register implements discovery.Registrar.
+func (r *registry) Register(ctx context.Context, in discovery.Instance) error {
+	if err := r.Memory.Register(ctx, in); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := r.waiter(in.Service)
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+	return nil
+}
+
+// Deregister implements discovery.Registrar.
+func (r *registry) Deregister(ctx context.Context, in discovery.Instance) error {
+	err := r.Memory.Deregister(ctx, in)
+	if _, rerr := r.Memory.Resolve(ctx, in.Service); rerr != nil {
+		r.mu.Lock()
+		delete(r.waiters, in.Service) // the next registration closes a new channel
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// registered returns a channel closed once service has an instance.
+func (r *registry) registered(service string) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.waiter(service)
+}
+
+func (r *registry) waiter(service string) chan struct{} {
+	ch, ok := r.waiters[service]
+	if !ok {
+		ch = make(chan struct{})
+		r.waiters[service] = ch
+	}
+	return ch
 }

@@ -1,11 +1,3 @@
-// Package pgdb opens the PostgreSQL databases of the shop's services through
-// github.com/jackc/pgx/v5's pool, each service in a schema of its own, migrated
-// at start.
-//
-// Every service keeps its tables in a schema named after it (users, products,
-// orders, payments), set as the pool's search_path, so the services may share
-// one database (as the Compose file does) or have one each, and two services
-// that both keep idempotency keys do not share a table.
 package pgdb
 
 import (
@@ -94,9 +86,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(schema)); err != nil {
 			return err
 		}
-		// The schema's name passed the pattern above: safe to quote this way.
-		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS "`+schema+`"`); err != nil {
+		// CREATE SCHEMA needs the CREATE right on the database even when the
+		// schema exists: look first, so that a user given only its schema runs.
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
 			return err
+		}
+		if !exists {
+			// The name passed the pattern above: safe to quote this way.
+			if _, err := tx.Exec(ctx, `CREATE SCHEMA "`+schema+`"`); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER PRIMARY KEY,

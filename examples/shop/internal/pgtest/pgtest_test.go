@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -60,5 +61,50 @@ func TestNewDatabaseIsFreshAndDropped(t *testing.T) {
 		if exists(t, server, name) {
 			t.Errorf("database %s still exists after its test", name)
 		}
+	}
+}
+
+// recorder is a testing.TB that records how ServerURL ended the test.
+type recorder struct {
+	testing.TB
+	failed, skipped bool
+}
+
+func (r *recorder) Helper()               {}
+func (r *recorder) Fatalf(string, ...any) { r.failed = true; runtime.Goexit() }
+func (r *recorder) Skipf(string, ...any)  { r.skipped = true; runtime.Goexit() }
+func (r *recorder) Cleanup(func())        {}
+func (r *recorder) Errorf(string, ...any) { r.failed = true }
+func (r *recorder) run(f func(testing.TB)) *recorder {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(r)
+	}()
+	<-done
+	return r
+}
+
+// TestMissingServerFailsWhenRequired: with PIER_REQUIRE_POSTGRES=1 a missing
+// URL or an unreachable server fails the test; only with neither variable set
+// is it skipped.
+func TestMissingServerFailsWhenRequired(t *testing.T) {
+	for _, tc := range []struct {
+		name, url, require string
+		fail, skip         bool
+	}{
+		{"no URL, required", "", "1", true, false},
+		{"no URL, not required", "", "", false, true},
+		{"unreachable, required", "postgres://postgres@127.0.0.1:1/postgres?connect_timeout=5", "1", true, false},
+		{"unreachable, not required", "postgres://postgres@127.0.0.1:1/postgres?connect_timeout=5", "", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(EnvURL, tc.url)
+			t.Setenv(EnvRequire, tc.require)
+			r := (&recorder{TB: t}).run(func(tb testing.TB) { NewDatabase(tb) })
+			if r.failed != tc.fail || r.skipped != tc.skip {
+				t.Fatalf("failed %v, skipped %v; want %v, %v", r.failed, r.skipped, tc.fail, tc.skip)
+			}
+		})
 	}
 }
