@@ -206,8 +206,11 @@ type gen struct {
 	products  []*product
 	users     []*user // with a token
 	loggedOut []*user // registered, not logged in yet (the gateway limits log-ins)
-	nextUser  int
-	rng       *rand.Rand // the dispatcher's; only it draws from it
+	nextUser  int     // customers numbered so far
+	// registering counts registrations in flight.
+	registering int
+	tour        int        // actions of mix sent once so far (pick)
+	rng         *rand.Rand // the dispatcher's; only it draws from it
 }
 
 type product struct {
@@ -298,17 +301,17 @@ func (g *gen) drive(ctx context.Context) {
 	wg.Go(func() { g.progressLoop(loadCtx, progressDone) })
 	for loadCtx.Err() == nil {
 		a := g.pick()
-		cost := min(a.cost, g.cfg.Concurrency)
+		cost, width := min(a.cost, burst), min(a.width, g.cfg.Concurrency)
 		if lim.WaitN(loadCtx, cost) != nil {
 			break
 		}
-		if !acquire(loadCtx, sem, cost) {
+		if !acquire(loadCtx, sem, width) {
 			break
 		}
 		seed := g.rng.Uint64()
 		wg.Go(func() {
 			defer func() {
-				for range cost {
+				for range width {
 					<-sem
 				}
 			}()

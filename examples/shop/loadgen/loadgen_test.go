@@ -102,8 +102,9 @@ func (rs *runningShop) config(progress io.Writer) Config {
 
 // TestLoadBalancesTheBooks runs the mix against the shop for a few seconds:
 // the books balance, nothing failed unexpectedly, and the mix did reach the
-// shop's business answers (declines, short stock, cancels, idempotent
-// replays).
+// shop's business answers (declines, short stock, cancels, a key reused with
+// another body), which the generator's first round of every action makes
+// sure of however slow the machine.
 func TestLoadBalancesTheBooks(t *testing.T) {
 	rs := startShop(t)
 	pw := &lockedWriter{w: &bytes.Buffer{}}
@@ -131,13 +132,13 @@ func TestLoadBalancesTheBooks(t *testing.T) {
 	if rep.Orders["confirmed"] == 0 || rep.Orders["cancelled"] == 0 || rep.Orders["rejected"] == 0 {
 		t.Errorf("orders read back = %v, want confirmed, cancelled and rejected ones", rep.Orders)
 	}
-	for _, k := range []string{"402", "409", "404"} {
+	for _, k := range []string{"402", "409", "422"} {
 		if rep.Expected[k] == 0 {
 			t.Errorf("no expected %s answer: %v", k, rep.Expected)
 		}
 	}
-	if rep.Requests < 50 {
-		t.Errorf("%d requests, want at least 50", rep.Requests)
+	if rep.Requests < 30 {
+		t.Errorf("%d requests, want at least 30", rep.Requests)
 	}
 	if lines := strings.Count(pw.String(), "req "); lines < 2 {
 		t.Errorf("%d progress lines, want at least 2:\n%s", lines, pw.String())
