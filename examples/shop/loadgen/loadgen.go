@@ -296,9 +296,13 @@ func (g *gen) drive(ctx context.Context) {
 	lim.AllowN(time.Now(), burst) // start with an empty bucket: no initial burst
 	sem := make(chan struct{}, g.cfg.Concurrency)
 
+	// The progress line goes on while the last actions finish.
+	progressDone, progressStopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(progressStopped)
+		g.progressLoop(progressDone)
+	}()
 	var wg sync.WaitGroup
-	progressDone := make(chan struct{})
-	wg.Go(func() { g.progressLoop(loadCtx, progressDone) })
 	for loadCtx.Err() == nil {
 		a := g.pick()
 		cost, width := min(a.cost, burst), min(a.width, g.cfg.Concurrency)
@@ -320,8 +324,9 @@ func (g *gen) drive(ctx context.Context) {
 			a.run(g, ctx, rand.New(rand.NewPCG(seed, 0xac71)))
 		})
 	}
-	close(progressDone)
 	wg.Wait()
+	close(progressDone)
+	<-progressStopped
 	g.stats.stop()
 	g.progressf("%s\n", g.stats.line(g.start))
 }
@@ -341,7 +346,9 @@ func acquire(ctx context.Context, sem chan struct{}, n int) bool {
 	return true
 }
 
-func (g *gen) progressLoop(ctx context.Context, done <-chan struct{}) {
+// progressLoop writes the progress line every cfg.ProgressEvery until done
+// is closed.
+func (g *gen) progressLoop(done <-chan struct{}) {
 	if g.cfg.Progress == nil {
 		return
 	}
@@ -351,8 +358,6 @@ func (g *gen) progressLoop(ctx context.Context, done <-chan struct{}) {
 		select {
 		case <-t.C:
 			g.progressf("%s\n", g.stats.line(g.start))
-		case <-ctx.Done():
-			return
 		case <-done:
 			return
 		}
