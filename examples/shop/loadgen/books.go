@@ -43,7 +43,9 @@ func (l *ledger) placement(email, key string, a answer, id string) {
 		l.unanswered[email]++
 		return
 	}
-	l.keys[key] = append(l.keys[key], id)
+	if key != "" {
+		l.keys[key] = append(l.keys[key], id)
+	}
 	if id != "" {
 		if l.named[email] == nil {
 			l.named[email] = map[string]bool{}

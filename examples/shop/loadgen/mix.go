@@ -299,7 +299,7 @@ func (g *gen) newKey(r *rand.Rand) string { return fmt.Sprintf("lg-%s-%016x", g.
 
 // place sends one placement of b with key and records the answer. A 503 or
 // a transport error is retried with the same key, as a client would, at
-// most twice.
+// most twice; a placement without a key ("") is not retried.
 func (g *gen) place(ctx context.Context, u *user, key string, b orderBody, op string) (answer, string) {
 	expect := []int{http.StatusConflict} // stock may run out for any order
 	if b.CardNumber == cardDeclined {
@@ -318,7 +318,7 @@ func (g *gen) place(ctx context.Context, u *user, key string, b orderBody, op st
 			id = a.str("order_id")
 		}
 		g.record(u, key, a, id)
-		if a.interrupted || (a.err == nil && a.status < 500) || try == 2 {
+		if a.interrupted || (a.err == nil && a.status < 500) || key == "" || try == 2 {
 			break
 		}
 		if !waitRetry(ctx, a) {
@@ -373,20 +373,24 @@ func (g *gen) record(u *user, key string, a answer, id string) {
 	g.led.placement(u.Email, key, a, id)
 }
 
-// order places one order with a fresh key.
+// order places one order with a fresh key (one plain order in eight
+// without one).
 func (g *gen) order(ctx context.Context, r *rand.Rand, card string, short bool) {
 	u := g.orderingCustomer(r)
 	if u == nil {
 		return
 	}
-	op := "order"
+	op, key := "order", g.newKey(r)
 	switch {
 	case short:
 		op = "order short"
 	case card == cardDeclined:
 		op = "order declined"
+	case r.IntN(8) == 0:
+		// The key is optional: some clients send none.
+		op, key = "order without a key", ""
 	}
-	g.place(ctx, u, g.newKey(r), g.body(r, card, short), op)
+	g.place(ctx, u, key, g.body(r, card, short), op)
 }
 
 // orderRetried places an order, then sends it again with the same key after
