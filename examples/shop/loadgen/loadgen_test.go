@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -233,5 +234,27 @@ func TestCheckerFindsPlantedViolations(t *testing.T) {
 				t.Fatalf("violations = %q, want just one with %q", v, tc.want)
 			}
 		})
+	}
+}
+
+// TestDialToNonLoopbackAddressRefused: a target that passes the URL check
+// (localhost) but leads elsewhere, or a redirect to another host, is refused
+// by the transport itself before any packet leaves.
+func TestDialToNonLoopbackAddressRefused(t *testing.T) {
+	c := loopbackClient(1)
+	defer c.CloseIdleConnections()
+	for _, u := range []string{"http://192.0.2.1:80/", "http://[2001:db8::1]:80/"} {
+		req, err := http.NewRequestWithContext(t.Context(), "GET", u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("GET %s: no error", u)
+		}
+		if !errors.Is(err, ErrNotLoopback) {
+			t.Errorf("GET %s: %v, want ErrNotLoopback", u, err)
+		}
 	}
 }
