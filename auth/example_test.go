@@ -96,3 +96,28 @@ func ExampleRequire() {
 	// 200  text/plain; charset=utf-8
 	// orders of user-42
 }
+
+// A handler behind Require reads the verified claims from its request's
+// context; code that verifies tokens itself puts them there with NewContext.
+func ExampleFromContext() {
+	whoami := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := auth.FromContext(r.Context())
+		if !ok {
+			http.Error(w, "no caller", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintf(w, "%s with %v", c.Subject, c.Scopes)
+	})
+	req := httptest.NewRequest("GET", "/me", nil)
+	ctx := auth.NewContext(req.Context(), &auth.Claims{Subject: "user-42", Scopes: []string{"admin"}})
+	rec := httptest.NewRecorder()
+	whoami.ServeHTTP(rec, req.WithContext(ctx))
+	fmt.Println(rec.Body)
+
+	rec = httptest.NewRecorder()
+	whoami.ServeHTTP(rec, req)
+	fmt.Print(rec.Code, " ", rec.Body)
+	// Output:
+	// user-42 with [admin]
+	// 401 no caller
+}

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,7 +43,7 @@ type clientConfig struct {
 	budgetRate      float64
 	budgetMin       uint
 	ejection        Ejection
-	breaker         []resilience.BreakerOption
+	breaker         circuitbreaker.Builder[*http.Response]
 	noBreaker       bool
 	attemptTimeout  time.Duration
 	deadlineFloor   time.Duration
@@ -55,6 +54,12 @@ type clientConfig struct {
 	tracerProvider  trace.TracerProvider
 	meterProvider   metric.MeterProvider
 	propagator      propagation.TextMapPropagator
+	err             error // invalid options, joined
+}
+
+// invalid records an invalid option.
+func (c *clientConfig) invalid(format string, args ...any) {
+	c.err = errors.Join(c.err, fmt.Errorf("discovery: "+format, args...))
 }
 
 // Defaults of [NewClient]; each has an option.
@@ -87,25 +92,62 @@ func WithBalancer(b Balancer) ClientOption {
 // WithRetries sets how many times an idempotent request (GET, HEAD, OPTIONS,
 // TRACE, PUT, DELETE, or any request with an Idempotency-Key) is retried, each
 // time on another instance when there is one. The default is [DefaultRetries];
-// 0 disables retries.
+// 0 means the default, and a negative n is invalid (see [NewClient]). Turn
+// retries off with [WithoutRetries].
 func WithRetries(n int) ClientOption {
-	return func(c *clientConfig) { c.retries = max(n, 0) }
+	return func(c *clientConfig) {
+		switch {
+		case n < 0:
+			c.invalid("WithRetries(%d): negative", n)
+		case n > 0:
+			c.retries = n
+		}
+	}
+}
+
+// WithoutRetries turns retries off: every request is sent once (a request
+// whose connection could not be made still moves to another instance, since
+// it was never sent). The default is [DefaultRetries] retries.
+func WithoutRetries() ClientOption {
+	return func(c *clientConfig) { c.retries = 0 }
 }
 
 // WithRetryBackoff sets the backoff between retries: a random wait up to base
-// doubled per retry, capped at max ("full jitter"). A Retry-After header on the
-// failed answer is honoured. The defaults are resilience's (see
-// [resilience.WithBackoff]).
+// doubled per retry, capped at max ("full jitter", [resilience.RetryDelay]).
+// A Retry-After header of up to 10 s on the failed answer is honoured instead;
+// a longer one ends the retries. The defaults are resilience's, 25 ms and 1 s;
+// 0 means the default, a max below base means base, and a negative duration
+// is invalid (see [NewClient]).
 func WithRetryBackoff(base, max time.Duration) ClientOption {
-	return func(c *clientConfig) { c.backoffBase, c.backoffMax = base, max }
+	return func(c *clientConfig) {
+		if base < 0 || max < 0 {
+			c.invalid("WithRetryBackoff(%v, %v): negative", base, max)
+			return
+		}
+		c.backoffBase, c.backoffMax = base, max
+	}
 }
 
-// WithRetryBudget bounds retries per service: at most rate of the requests in
-// flight may be retries, and at least minConcurrent retries may always run.
-// Retries past the budget are not made: the request fails with the last
-// failure. The defaults are [DefaultBudgetRate] and [DefaultBudgetMin].
+// WithRetryBudget bounds retries per service (a failsafe budget from
+// [resilience.NewBudgetBuilder]): at most rate (0 to 1) of the requests in
+// flight may be retries, and at least minConcurrent retries may always run. A
+// retry past the budget is not made: the request fails with
+// budget.ErrExceeded. The defaults are [DefaultBudgetRate] and
+// [DefaultBudgetMin]; 0 means the default, and a rate below 0 or above 1 is
+// invalid (see [NewClient]).
 func WithRetryBudget(rate float64, minConcurrent uint) ClientOption {
-	return func(c *clientConfig) { c.budgetRate, c.budgetMin = rate, minConcurrent }
+	return func(c *clientConfig) {
+		if !(rate >= 0 && rate <= 1) { // NaN too
+			c.invalid("WithRetryBudget(%v, %d): rate outside [0, 1]", rate, minConcurrent)
+			return
+		}
+		if rate > 0 {
+			c.budgetRate = rate
+		}
+		if minConcurrent > 0 {
+			c.budgetMin = minConcurrent
+		}
+	}
 }
 
 // WithOutlierEjection sets when an instance is taken out of rotation for a
@@ -115,30 +157,63 @@ func WithOutlierEjection(e Ejection) ClientOption {
 	return func(c *clientConfig) { c.ejection = e }
 }
 
-// WithCircuitBreaker configures the circuit breaker each service gets, above
-// the per-instance ejection: when most of a service's requests fail, requests
-// fail at once (with circuitbreaker.ErrOpen) until trial requests succeed
-// again. The default is [resilience.NewCircuitBreaker] with no options.
-func WithCircuitBreaker(opts ...resilience.BreakerOption) ClientOption {
-	return func(c *clientConfig) { c.breaker, c.noBreaker = opts, false }
+// WithCircuitBreaker sets the builder of the circuit breaker each service
+// gets, above the per-instance ejection: when most of a service's requests
+// fail, requests fail at once (with circuitbreaker.ErrOpen) until trial
+// requests succeed again. Start from [resilience.NewCircuitBreakerBuilder] and
+// tune it with failsafe's builder methods:
+//
+//	discovery.WithCircuitBreaker(resilience.NewCircuitBreakerBuilder().WithDelay(10 * time.Second))
+//
+// The client builds one breaker per service from b, when it first calls that
+// service, so b must not be changed or used after it is passed. For its
+// breaker metrics the client sets b's OnOpen, OnHalfOpen and OnClose
+// listeners, replacing any set there; OnStateChanged is left for hooks of
+// your own. The default is resilience.NewCircuitBreakerBuilder(); a nil b is
+// invalid (see [NewClient]).
+func WithCircuitBreaker(b circuitbreaker.Builder[*http.Response]) ClientOption {
+	return func(c *clientConfig) {
+		if b == nil {
+			c.invalid("WithCircuitBreaker(nil)")
+			return
+		}
+		c.breaker, c.noBreaker = b, false
+	}
 }
 
-// WithoutCircuitBreaker removes the per-service circuit breaker.
+// WithoutCircuitBreaker removes the per-service circuit breaker. The default is
+// one breaker per service ([WithCircuitBreaker]).
 func WithoutCircuitBreaker() ClientOption {
 	return func(c *clientConfig) { c.noBreaker = true }
 }
 
-// WithAttemptTimeout bounds each attempt, so that a hung instance costs one
-// attempt and not the caller's whole budget. The default is 0: attempts are
-// bounded only by the request's context.
+// WithAttemptTimeout bounds each attempt with a failsafe timeout
+// ([resilience.NewTimeoutBuilder]), so that a hung instance costs one attempt
+// and not the caller's whole budget. The default, and 0, is none: attempts
+// are bounded only by the request's context. A negative d is invalid (see
+// [NewClient]).
 func WithAttemptTimeout(d time.Duration) ClientOption {
-	return func(c *clientConfig) { c.attemptTimeout = max(d, 0) }
+	return func(c *clientConfig) {
+		if d < 0 {
+			c.invalid("WithAttemptTimeout(%v): negative", d)
+			return
+		}
+		c.attemptTimeout = d
+	}
 }
 
 // WithDeadlineFloor sets the least time budget an attempt starts with. The
-// default is [DefaultDeadlineFloor].
+// default is [DefaultDeadlineFloor]; 0 means the default, and a negative d is
+// invalid (see [NewClient]).
 func WithDeadlineFloor(d time.Duration) ClientOption {
-	return func(c *clientConfig) { c.deadlineFloor = max(d, 0) }
+	return func(c *clientConfig) {
+		switch {
+		case d < 0:
+			c.invalid("WithDeadlineFloor(%v): negative", d)
+		case d > 0:
+			c.deadlineFloor = d
+		}
+	}
 }
 
 // WithPolicies adds failsafe-go policies of your own, run around each attempt,
@@ -182,6 +257,13 @@ func WithIdempotencyKeys() ClientOption {
 // measured; see the package documentation, "Telemetry", and
 // [WithTracerProvider], [WithMeterProvider] and [WithPropagator].
 //
+// Options follow one grammar: zero means the default, a WithoutX option turns
+// a thing off, and negative values are invalid. NewClient never panics: when
+// an option is invalid (a negative value, a nil builder, a nil option), the
+// client it returns fails every request, before sending anything, with an
+// error prefixed "discovery: " that names each invalid option (inside the
+// *url.Error that http.Client returns).
+//
 // The client has no Timeout of its own: bound requests with their context.
 // It is safe for concurrent use, and meant to be made once and shared. It has
 // no Close: a client that is dropped is garbage collected with its state, and
@@ -194,10 +276,12 @@ func NewClient(r Resolver, opts ...ClientOption) *http.Client {
 		deadlineFloor: DefaultDeadlineFloor,
 		now:           time.Now,
 	}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+	for i, o := range opts {
+		if o == nil {
+			cfg.invalid("option %d of NewClient is nil", i)
+			continue
 		}
+		o(&cfg)
 	}
 	cfg.ejection = cfg.ejection.withDefaults()
 	if cfg.base == nil {
@@ -241,6 +325,10 @@ func (t *clientTransport) CloseIdleConnections() {
 // the service's policies (resilience.Transport): each attempt is a call of the
 // service's picker.
 func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.cfg.err != nil {
+		closeBody(req)
+		return nil, t.cfg.err
+	}
 	if t.resolver == nil || !isServiceHost(req.URL.Host) {
 		return t.direct(req)
 	}
@@ -404,38 +492,48 @@ func (t *clientTransport) service(name string) *serviceState {
 	tel, st := t.tel, &s.tel // the hooks hold these, never t
 	var policies []failsafe.Policy[*http.Response]
 	if t.cfg.retries > 0 {
-		opts := []resilience.RetryOption{
-			resilience.WithMaxRetries(t.cfg.retries),
-			resilience.WithRetryBudget(resilience.NewBudget(
-				resilience.WithMaxRate(t.cfg.budgetRate), resilience.WithMinConcurrency(t.cfg.budgetMin),
-				resilience.WithOnBudgetExceeded(func(budget.ExceededEvent) {
-					if ctx := context.Background(); tel.exhausted.Enabled(ctx) {
-						tel.exhausted.Add(ctx, 1, st.onlyName...)
-					}
-				}))),
-			resilience.WithOnRetry(func(e failsafe.ExecutionEvent[*http.Response]) {
+		b := resilience.NewBudgetBuilder().
+			OnBudgetExceeded(func(budget.ExceededEvent) {
+				if ctx := context.Background(); tel.exhausted.Enabled(ctx) {
+					tel.exhausted.Add(ctx, 1, st.onlyName...)
+				}
+			})
+		if t.cfg.budgetRate > 0 {
+			b = b.WithMaxRate(t.cfg.budgetRate)
+		}
+		if t.cfg.budgetMin > 0 {
+			b = b.WithMinConcurrency(t.cfg.budgetMin)
+		}
+		retry := resilience.NewRetryBuilder().
+			WithMaxRetries(t.cfg.retries).
+			WithBudget(b.Build()).
+			OnRetry(func(e failsafe.ExecutionEvent[*http.Response]) {
 				if ctx := e.Context(); tel.retries.Enabled(ctx) {
 					tel.retries.Add(ctx, 1, st.retry[0]...) // after a failure
 				}
-			}),
+			})
+		if t.cfg.backoffBase > 0 || t.cfg.backoffMax > 0 {
+			retry = retry.WithDelayFunc(resilience.RetryDelay(t.cfg.backoffBase, t.cfg.backoffMax))
 		}
-		if t.cfg.backoffBase > 0 {
-			opts = append(opts, resilience.WithBackoff(t.cfg.backoffBase, t.cfg.backoffMax))
-		}
-		policies = append(policies, resilience.NewRetry(opts...))
+		policies = append(policies, retry.Build())
 	}
 	if !t.cfg.noBreaker {
-		s.breaker = resilience.NewCircuitBreaker(append(slices.Clip(t.cfg.breaker),
-			resilience.WithOnStateChange(func(e circuitbreaker.StateChangedEvent) {
-				if ctx := context.Background(); tel.transitions.Enabled(ctx) && int(e.NewState) < len(st.transition) {
-					tel.transitions.Add(ctx, 1, st.transition[e.NewState]...)
-				}
-			}))...)
+		b := t.cfg.breaker
+		if b == nil {
+			b = resilience.NewCircuitBreakerBuilder()
+		}
+		transition := func(e circuitbreaker.StateChangedEvent) {
+			if ctx := context.Background(); tel.transitions.Enabled(ctx) && int(e.NewState) < len(st.transition) {
+				tel.transitions.Add(ctx, 1, st.transition[e.NewState]...)
+			}
+		}
+		// Built under t.mu, so b is never used by two goroutines at once.
+		s.breaker = b.OnOpen(transition).OnHalfOpen(transition).OnClose(transition).Build()
 		policies = append(policies, s.breaker)
 	}
 	policies = append(policies, t.cfg.policies...)
 	if t.cfg.attemptTimeout > 0 {
-		policies = append(policies, resilience.NewTimeout(t.cfg.attemptTimeout)) // innermost: per attempt
+		policies = append(policies, resilience.NewTimeoutBuilder(t.cfg.attemptTimeout).Build()) // innermost: per attempt
 	}
 	s.transport = resilience.Transport(&picker{t: t, svc: s}, policies...)
 	next := make(map[string]*serviceState, len(old)+1)

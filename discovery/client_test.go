@@ -270,7 +270,7 @@ func TestEveryInstanceFailing(t *testing.T) {
 	f := newFleet(t, 3, status(http.StatusServiceUnavailable))
 	c := f.client(t,
 		discovery.WithRetryBackoff(time.Millisecond, 2*time.Millisecond),
-		discovery.WithCircuitBreaker(resilience.WithOpenDelay(200*time.Millisecond)),
+		discovery.WithCircuitBreaker(resilience.NewCircuitBreakerBuilder().WithDelay(200*time.Millisecond)),
 	)
 	const requests = 200
 	var opened atomic.Int64
@@ -337,7 +337,7 @@ func TestClientErrorsAndCancellationsTripNothing(t *testing.T) {
 	})
 	defer close(release)
 	c := f.client(t, discovery.WithBalancer(discovery.RoundRobin),
-		discovery.WithCircuitBreaker(resilience.WithFailureRate(0.5, 5, time.Minute)))
+		discovery.WithCircuitBreaker(resilience.NewCircuitBreakerBuilder().WithFailureRateThreshold(0.5, 5, time.Minute)))
 
 	for range 50 {
 		if code, err := call(c, "GET", "http://users/missing", nil); err != nil || code != http.StatusNotFound {

@@ -32,20 +32,22 @@ type Instance struct {
 
 // Validate reports whether in can be registered: an ID, a service name that is a
 // DNS label, and an address of the form host:port. Registries call it in
-// Register; the error names the field.
+// Register; the error names the instance and the field, and carries no
+// package prefix, so that the caller's own prefix is the only one
+// (`consul: register: instance "users-1": address ...`).
 func (in Instance) Validate() error {
 	if in.ID == "" {
-		return fmt.Errorf("discovery: instance of %q: empty ID", in.Service)
+		return fmt.Errorf("instance of %q: empty ID", in.Service)
 	}
 	if err := ValidateServiceName(in.Service); err != nil {
-		return fmt.Errorf("discovery: instance %q: %w", in.ID, err)
+		return fmt.Errorf("instance %q: %w", in.ID, err)
 	}
 	host, port, err := net.SplitHostPort(in.Addr)
 	if err != nil {
-		return fmt.Errorf("discovery: instance %q: %w", in.ID, err) // net's error names the address
+		return fmt.Errorf("instance %q: %w", in.ID, err) // net's error names the address
 	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 || host == "" {
-		return fmt.Errorf("discovery: instance %q: address %q: want host:port with a port from 1 to 65535", in.ID, in.Addr)
+		return fmt.Errorf("instance %q: address %q: want host:port with a port from 1 to 65535", in.ID, in.Addr)
 	}
 	return nil
 }

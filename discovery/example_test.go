@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 
 	"github.com/pier-go/pier/discovery"
@@ -26,25 +27,6 @@ func ExampleNewMemory() {
 	// Output:
 	// 2 10.0.0.5:8080 <nil>
 	// true discovery: no healthy instances for "orders"
-}
-
-// Watch follows a service: pass back the version it returned to wait for the
-// next change.
-func ExampleMemory_Watch() {
-	ctx := context.Background()
-	reg := discovery.NewMemory()
-	_, version, _ := reg.Watch(ctx, "users", 0) // at once: nothing yet
-
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		set, _, _ := reg.Watch(ctx, "users", version) // waits for the change
-		fmt.Println("now", len(set), "instance:", set[0].ID)
-	}()
-	_ = reg.Register(ctx, discovery.Instance{ID: "users-1", Service: "users", Addr: "10.0.0.5:8080"})
-	<-done
-	// Output:
-	// now 1 instance: users-1
 }
 
 func ExampleNewStatic() {
@@ -78,14 +60,14 @@ func ExampleParseStatic() {
 	fmt.Println(err)
 	// Output:
 	// orders.internal:9000
-	// discovery: instance "users@10.0.0.5": address 10.0.0.5: missing port in address
+	// discovery: static: instance "users@10.0.0.5": address 10.0.0.5: missing port in address
 }
 
 func ExampleInstance_Validate() {
 	in := discovery.Instance{ID: "u1", Service: "Users", Addr: "10.0.0.5:8080"}
 	fmt.Println(in.Validate())
 	// Output:
-	// discovery: instance "u1": invalid service name "Users": want 1 to 63 lowercase letters, digits and inner hyphens
+	// instance "u1": invalid service name "Users": want 1 to 63 lowercase letters, digits and inner hyphens
 }
 
 // A client calls services by name: the host of the URL is the service, and the
@@ -113,4 +95,26 @@ func ExampleNewClient() {
 	fmt.Print(resp.Status, ": ", string(body))
 	// Output:
 	// 200 OK: GET /users/42 for host users
+}
+
+// StaticFromEnv reads PIER_SERVICES, so a deployment can list addresses
+// without code: "name=addr,addr;name=addr".
+func ExampleStaticFromEnv() {
+	os.Setenv(discovery.StaticEnv, "users=10.0.0.5:8080,10.0.0.6:8080; orders=orders.internal:9000")
+	defer os.Unsetenv(discovery.StaticEnv)
+	reg, err := discovery.StaticFromEnv()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	users, _ := reg.Resolve(context.Background(), "users")
+	orders, _ := reg.Resolve(context.Background(), "orders")
+	fmt.Println(len(users), orders[0].Addr)
+
+	os.Setenv(discovery.StaticEnv, "users=10.0.0.5")
+	_, err = discovery.StaticFromEnv()
+	fmt.Println(err)
+	// Output:
+	// 2 orders.internal:9000
+	// discovery: static: PIER_SERVICES: instance "users@10.0.0.5": address 10.0.0.5: missing port in address
 }

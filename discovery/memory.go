@@ -3,6 +3,7 @@ package discovery
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -22,13 +23,10 @@ type Memory struct {
 	mu       sync.Mutex // guards the rest
 	services map[string]*memService
 	owner    map[string]string // instance ID -> service, to move an ID between services
-	version  uint64            // the last version handed out, across all services
 }
 
 type memService struct {
-	instances []Instance    // sorted by ID; replaced, never modified, on change
-	version   uint64        // of the last change
-	changed   chan struct{} // closed and replaced on every change
+	instances []Instance // sorted by ID; replaced, never modified, on change
 }
 
 // NewMemory returns an empty in-memory registry.
@@ -38,12 +36,12 @@ func NewMemory() *Memory {
 	return m
 }
 
-// Register adds in, or replaces the instance with the same ID, and wakes the
-// watchers of its service (and, when the ID moves from another service, of
-// that one). It returns an error only for an invalid instance.
+// Register adds in, or replaces the instance with the same ID (in another
+// service too: the ID moves). Resolve sees the change at once. It returns an
+// error only for an invalid instance.
 func (m *Memory) Register(ctx context.Context, in Instance) error {
 	if err := in.Validate(); err != nil {
-		return err
+		return fmt.Errorf("discovery: register: %w", err)
 	}
 	in.Tags = slices.Clone(in.Tags) // the caller may reuse its slices and maps
 	in.Meta = maps.Clone(in.Meta)
@@ -66,8 +64,8 @@ func (m *Memory) Register(ctx context.Context, in Instance) error {
 	return nil
 }
 
-// Deregister removes the instance with in's ID, from whatever service holds it,
-// and wakes that service's watchers. An unknown ID is not an error.
+// Deregister removes the instance with in's ID, from whatever service holds
+// it. An unknown ID is not an error.
 func (m *Memory) Deregister(ctx context.Context, in Instance) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -89,36 +87,11 @@ func (m *Memory) Resolve(ctx context.Context, service string) ([]Instance, error
 	return instances, nil
 }
 
-// Watch waits until the instances of service differ from the version after and
-// returns them with their version. Pass 0 first: it returns at once with the
-// current instances (possibly none) and their version; pass that version back
-// to wait for the next change. A watcher that falls behind gets the latest
-// instances, never a stale set, so it is told of every change without the
-// registry buffering any for it. Watch returns ctx's error when ctx ends first.
-// The slice must not be modified.
-func (m *Memory) Watch(ctx context.Context, service string, after uint64) ([]Instance, uint64, error) {
-	for {
-		m.mu.Lock()
-		s := m.service(service)
-		instances, version, changed := s.instances, s.version, s.changed
-		m.mu.Unlock()
-		if version != after {
-			return instances, version, nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, after, ctx.Err()
-		}
-	}
-}
-
 // service returns the entry for name, making it; m.mu must be held for writing.
 func (m *Memory) service(name string) *memService {
 	s := m.services[name]
 	if s == nil {
-		m.version++
-		s = &memService{version: m.version, changed: make(chan struct{})}
+		s = &memService{}
 		m.services[name] = s
 	}
 	return s
@@ -136,14 +109,9 @@ func (m *Memory) remove(svc, id string) {
 	}
 }
 
-// publish makes instances the current set of s and wakes its watchers; m.mu
-// must be held.
+// publish makes instances the current set of s; m.mu must be held.
 func (m *Memory) publish(s *memService, instances []Instance) {
-	m.version++
 	s.instances = instances
-	s.version = m.version
-	close(s.changed)
-	s.changed = make(chan struct{})
 	resolved := make(map[string][]Instance, len(m.services))
 	for name, svc := range m.services {
 		if len(svc.instances) > 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -22,55 +21,6 @@ func TestMemoryConformance(t *testing.T) {
 		Tags: true,
 		Meta: true,
 	})
-}
-
-func TestMemoryWatchSeesEveryChange(t *testing.T) {
-	t.Parallel()
-	m := discovery.NewMemory()
-	ctx, cancel := context.WithTimeout(context.Background(), discoverytest.WaitFor)
-	defer cancel()
-
-	got, v0, err := m.Watch(ctx, "users", 0)
-	if err != nil || len(got) != 0 {
-		t.Fatalf("first Watch = %v, %v; want no instances at once", got, err)
-	}
-	a := discoverytest.Instance("users", 1)
-	changed := make(chan []discovery.Instance, 1)
-	var v1 uint64
-	go func() {
-		set, v, err := m.Watch(ctx, "users", v0) // blocks until the change
-		if err != nil {
-			t.Error(err)
-		}
-		v1 = v
-		changed <- set
-	}()
-	if err := m.Register(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	if set := <-changed; len(set) != 1 || set[0].ID != a.ID {
-		t.Fatalf("watch woke with %v, want %s", set, a.ID)
-	}
-
-	// Two changes while nobody watches: the next Watch returns the latest set.
-	b := discoverytest.Instance("users", 2)
-	if err := m.Register(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Deregister(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	set, v2, err := m.Watch(ctx, "users", v1)
-	if err != nil || len(set) != 1 || set[0].ID != b.ID || v2 == v1 {
-		t.Fatalf("Watch after two changes = %v (version %d after %d), %v; want only %s", set, v2, v1, err, b.ID)
-	}
-
-	// No change: Watch ends with its context.
-	short, stop := context.WithTimeout(ctx, 10*time.Millisecond)
-	defer stop()
-	if _, v, err := m.Watch(short, "users", v2); !errors.Is(err, context.DeadlineExceeded) || v != v2 {
-		t.Fatalf("Watch without a change = version %d, %v; want %d and the context's error", v, err, v2)
-	}
 }
 
 func TestMemoryMovesAnIDBetweenServices(t *testing.T) {

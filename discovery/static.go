@@ -26,6 +26,15 @@ type Static struct {
 // an error for an invalid service name or address, or an address given twice
 // for one service.
 func NewStatic(services map[string][]string) (*Static, error) {
+	s, err := newStatic(services)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: static: %w", err)
+	}
+	return s, nil
+}
+
+// newStatic is NewStatic with errors that carry no prefix.
+func newStatic(services map[string][]string) (*Static, error) {
 	s := &Static{services: make(map[string][]Instance, len(services))}
 	for _, name := range slices.Sorted(maps.Keys(services)) {
 		seen := make(map[string]bool)
@@ -35,7 +44,7 @@ func NewStatic(services map[string][]string) (*Static, error) {
 				return nil, err // it names the instance, "service@addr"
 			}
 			if seen[addr] {
-				return nil, fmt.Errorf("discovery: static: %q lists %s twice", name, addr)
+				return nil, fmt.Errorf("%q lists %s twice", name, addr)
 			}
 			seen[addr] = true
 			s.services[name] = append(s.services[name], in)
@@ -52,6 +61,15 @@ func NewStatic(services map[string][]string) (*Static, error) {
 // by commas. Spaces around the parts are ignored, and so is an empty text. A
 // service named twice is an error.
 func ParseStatic(text string) (*Static, error) {
+	s, err := parseStatic(text)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: static: %w", err)
+	}
+	return s, nil
+}
+
+// parseStatic is ParseStatic with errors that carry no prefix.
+func parseStatic(text string) (*Static, error) {
 	services := make(map[string][]string)
 	for part := range strings.SplitSeq(text, ";") {
 		part = strings.TrimSpace(part)
@@ -61,10 +79,10 @@ func ParseStatic(text string) (*Static, error) {
 		name, addrs, ok := strings.Cut(part, "=")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" {
-			return nil, fmt.Errorf("discovery: static: %q: want service=host:port[,host:port...]", part)
+			return nil, fmt.Errorf("%q: want service=host:port[,host:port...]", part)
 		}
 		if _, dup := services[name]; dup {
-			return nil, fmt.Errorf("discovery: static: service %q given twice", name)
+			return nil, fmt.Errorf("service %q given twice", name)
 		}
 		list := []string{}
 		for addr := range strings.SplitSeq(addrs, ",") {
@@ -74,15 +92,15 @@ func ParseStatic(text string) (*Static, error) {
 		}
 		services[name] = list
 	}
-	return NewStatic(services)
+	return newStatic(services)
 }
 
 // StaticFromEnv returns [ParseStatic] of the environment variable PIER_SERVICES
 // ([StaticEnv]); the error names the variable.
 func StaticFromEnv() (*Static, error) {
-	s, err := ParseStatic(os.Getenv(StaticEnv))
+	s, err := parseStatic(os.Getenv(StaticEnv))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", StaticEnv, err)
+		return nil, fmt.Errorf("discovery: static: %s: %w", StaticEnv, err)
 	}
 	return s, nil
 }

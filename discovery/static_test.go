@@ -70,7 +70,7 @@ func TestStaticFromEnv(t *testing.T) {
 		t.Fatalf("Resolve = %v, %v", got, err)
 	}
 	t.Setenv(discovery.StaticEnv, "users")
-	if _, err := discovery.StaticFromEnv(); err == nil || !strings.HasPrefix(err.Error(), discovery.StaticEnv+": ") {
+	if _, err := discovery.StaticFromEnv(); err == nil || !strings.HasPrefix(err.Error(), "discovery: static: "+discovery.StaticEnv+": ") {
 		t.Fatalf("StaticFromEnv error = %v, want it to name %s", err, discovery.StaticEnv)
 	}
 }

@@ -317,7 +317,7 @@ func TestClientMetrics(t *testing.T) {
 	c := f.client(t, rec.options(
 		discovery.WithBalancer(discovery.RoundRobin),
 		discovery.WithRetryBackoff(time.Millisecond, 2*time.Millisecond),
-		discovery.WithCircuitBreaker(resilience.WithFailureRate(0.5, 10, time.Minute), resilience.WithOpenDelay(time.Minute)),
+		discovery.WithCircuitBreaker(resilience.NewCircuitBreakerBuilder().WithFailureRateThreshold(0.5, 10, time.Minute).WithDelay(time.Minute)),
 	)...)
 
 	const requests = 30

@@ -149,10 +149,10 @@ func TestPathConfusionUnderAuth(t *testing.T) {
 	}
 }
 
-// TestAuthExemptionNotMatchedOnQuery: oauth2-proxy CVE-2025-54576 matched
+// TestAuthBypassViaQuery_CVE2025_54576: oauth2-proxy CVE-2025-54576 matched
 // its auth exemptions against the query too, so /admin?x=/public skipped
 // auth. The gateway decides auth on the canonical path alone.
-func TestAuthExemptionNotMatchedOnQuery(t *testing.T) {
+func TestAuthBypassViaQuery_CVE2025_54576(t *testing.T) {
 	is := newIssuer(t)
 	e := newEnv(t, authRoutes(), gateway.WithVerifier(is.v))
 	for _, target := range []string{"/api/orders/1?next=/api/public", "/api/orders?/api/public/x",
@@ -165,11 +165,11 @@ func TestAuthExemptionNotMatchedOnQuery(t *testing.T) {
 	}
 }
 
-// TestPreAuthLimitStopsBadTokenFlood: once an address has sent its burst of
+// TestBadTokenFloodPreAuthLimit: once an address has sent its burst of
 // bad tokens, its further tokens are not verified at all (429, and no new
 // auth failure is counted), while other addresses and valid tokens from
 // elsewhere are unaffected.
-func TestPreAuthLimitStopsBadTokenFlood(t *testing.T) {
+func TestBadTokenFloodPreAuthLimit(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer func() { _ = mp.Shutdown(context.Background()) }()

@@ -14,9 +14,9 @@ import (
 	"github.com/pier-go/pier/gateway"
 )
 
-// TestSpoofedIdentityHeadersDropped sends identity and forwarding headers in
+// TestIdentityHeaderSpoofing sends identity and forwarding headers in
 // several spellings: none reaches the upstream, which sees the gateway's own.
-func TestSpoofedIdentityHeadersDropped(t *testing.T) {
+func TestIdentityHeaderSpoofing(t *testing.T) {
 	e := newEnv(t, []gateway.Route{open("api", "/api", "api")})
 	spoofed := []string{
 		"X-Forwarded-For: 203.0.113.9",
@@ -69,12 +69,12 @@ func TestSpoofedIdentityHeadersDropped(t *testing.T) {
 	}
 }
 
-// TestConnectionHeaderCannotStripGatewayHeaders: a client naming the
+// TestHopByHopAbuse_CVE2021_32813_CVE2024_45410: a client naming the
 // gateway's own headers in Connection (CVE-2021-32813, CVE-2024-45410: hop-by-hop
 // abuse to strip headers a proxy adds) strips nothing the gateway sets.
 // httputil.ReverseProxy removes Connection-named headers before Rewrite runs,
 // and the gateway sets its headers in Rewrite.
-func TestConnectionHeaderCannotStripGatewayHeaders(t *testing.T) {
+func TestHopByHopAbuse_CVE2021_32813_CVE2024_45410(t *testing.T) {
 	e := newEnv(t, []gateway.Route{open("api", "/api", "api")})
 	resp, body := e.raw(t, "GET", "/api/x",
 		"Authorization: Bearer abc.def.ghi",
@@ -117,11 +117,11 @@ func TestRequestIDAdded(t *testing.T) {
 	}
 }
 
-// TestForwardedForTrustedOnlyFromProxies: Spring Cloud Gateway
+// TestForwardedSpoofing_CVE2025_41235: Spring Cloud Gateway
 // CVE-2025-41235 trusted forwarding headers from anyone. Without
 // WithTrustedProxies the client's X-Forwarded-For is dropped; with the peer
 // trusted it is kept and the client is its rightmost untrusted address.
-func TestForwardedForTrustedOnlyFromProxies(t *testing.T) {
+func TestForwardedSpoofing_CVE2025_41235(t *testing.T) {
 	t.Run("untrusted", func(t *testing.T) {
 		e := newEnv(t, []gateway.Route{open("api", "/api", "api")})
 		e.raw(t, "GET", "/api/x", "X-Forwarded-For: 198.51.100.1", "X-Forwarded-Proto: https")
@@ -156,10 +156,10 @@ func TestForwardedForTrustedOnlyFromProxies(t *testing.T) {
 	})
 }
 
-// TestH2CUpgradeRefused: an h2c upgrade (request smuggling through a proxy
+// TestH2CSmuggling: an h2c upgrade (request smuggling through a proxy
 // that lets the connection switch to HTTP/2 cleartext) is ignored: the
 // client gets a plain HTTP/1.1 answer and the upstream never sees the ask.
-func TestH2CUpgradeRefused(t *testing.T) {
+func TestH2CSmuggling(t *testing.T) {
 	e := newEnv(t, []gateway.Route{open("api", "/api", "api")})
 	resp, body := e.raw(t, "GET", "/api/x", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
 		"Connection: Upgrade, HTTP2-Settings")
@@ -227,10 +227,10 @@ func TestTrailerIdentitySmuggling(t *testing.T) {
 	}
 }
 
-// TestHeaderInjectionRefused: CR, LF or NUL in a header value would split or
+// TestHeaderInjectionCRLFNUL: CR, LF or NUL in a header value would split or
 // truncate headers downstream. net/http's server refuses them on the wire;
 // the gateway refuses them too when called in process.
-func TestHeaderInjectionRefused(t *testing.T) {
+func TestHeaderInjectionCRLFNUL(t *testing.T) {
 	e := newEnv(t, []gateway.Route{open("api", "/api", "api")})
 	for _, v := range []string{"a\r\nX-User-Id: admin", "a\nb", "a\x00b", "a\rb"} {
 		t.Run(fmt.Sprintf("%q", v), func(t *testing.T) {

@@ -122,3 +122,26 @@ func TestWebSocketNeeds101(t *testing.T) {
 		t.Fatalf("response %v", resp)
 	}
 }
+
+// TestRouteTimeoutEndsWithHeaders: a route's timeout bounds the wait for the
+// response headers only, so a stream that outlives it is not cut.
+func TestRouteTimeoutEndsWithHeaders(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	e := newEnv(t, []gateway.Route{{Name: "events", Prefix: "/events", Service: "events", Auth: gateway.AuthNone,
+		Timeout: timeout}})
+	e.up["events"].set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write([]byte("data: first\n\n"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(2 * timeout): // the stream outlives the route's timeout
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = w.Write([]byte("data: last\n\n"))
+	})
+	resp, body := e.get(t, "/events/x")
+	if resp.StatusCode != http.StatusOK || body != "data: first\n\ndata: last\n\n" {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+}

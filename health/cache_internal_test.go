@@ -34,7 +34,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 func newTestMonitor(tb testing.TB, opts ...Option) (*Monitor, *fakeClock) {
 	tb.Helper()
 	clock := &fakeClock{t: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)}
-	m := New(opts...)
+	m, err := New(opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	m.now = clock.Now
 	m.SetState(StateServing)
 	return m, clock
@@ -144,10 +147,10 @@ func TestCacheTTL(t *testing.T) {
 
 func TestCacheDisabled(t *testing.T) {
 	t.Parallel()
-	for _, ttl := range []time.Duration{0, -time.Second} {
-		t.Run(ttl.String(), func(t *testing.T) {
+	{
+		t.Run("WithoutCache", func(t *testing.T) {
 			t.Parallel()
-			m, _ := newTestMonitor(t, WithCacheTTL(ttl))
+			m, _ := newTestMonitor(t, WithoutCache())
 			var calls atomic.Int32
 			if err := m.Add("db", CheckerFunc(func(context.Context) error { calls.Add(1); return nil })); err != nil {
 				t.Fatal(err)
@@ -169,13 +172,13 @@ func TestConcurrentProbesShareOneRun(t *testing.T) {
 		ttl  time.Duration
 	}{
 		{name: "cached", ttl: DefaultCacheTTL},
-		{name: "uncached", ttl: 0},
+		{name: "uncached", ttl: -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			const probes = 50
-			m, _ := newTestMonitor(t, WithCacheTTL(tt.ttl))
+			m, _ := newTestMonitor(t, cacheOption(tt.ttl))
 			g := newGate(t)
 			if err := m.Add("db", g, Timeout(time.Hour)); err != nil {
 				t.Fatal(err)
@@ -310,4 +313,12 @@ func TestDurationUsesClock(t *testing.T) {
 	if got.Duration != 1500*time.Microsecond || !got.CheckedAt.Equal(start.Add(got.Duration)) {
 		t.Errorf("duration, checked at = %v, %v; want 1.5ms, %v", got.Duration, got.CheckedAt, start.Add(1500*time.Microsecond))
 	}
+}
+
+// cacheOption is WithCacheTTL(ttl), or WithoutCache for a negative ttl.
+func cacheOption(ttl time.Duration) Option {
+	if ttl < 0 {
+		return WithoutCache()
+	}
+	return WithCacheTTL(ttl)
 }

@@ -16,14 +16,25 @@
 //     {"status":"warn"} when only non-critical checks fail, when the state is
 //     [StateServing] and every critical check passes. Otherwise it answers 503 with an
 //     RFC 9457 application/problem+json body whose detail says why: "service is
-//     starting", "service is draining", or which critical checks fail and how. Load
+//     starting", "service is draining", or which critical checks fail. Load
 //     balancers, registries and Kubernetes readiness probes route traffic on it.
-//   - GET /health ([Monitor.DetailHandler]) answers the full [Report] as JSON, with
-//     each check's status, duration and error: 200 when ready, 503 otherwise. It is
-//     for people and dashboards.
+//   - GET /health ([Monitor.DetailHandler]) answers the [Report] as JSON, with each
+//     check's name and status: 200 when ready, 503 otherwise. It is for people and
+//     dashboards.
 //
 // Every answer carries Cache-Control: no-store. HEAD requests get the headers
 // without a body.
+//
+// # Public and private answers
+//
+// A check's error message can name internal hosts, addresses and database errors
+// ("dial tcp 10.0.0.7:5432: connection refused"), and a service's health endpoints
+// are reachable by whoever reaches the service. So by default the handlers show
+// each check's name and status alone. [WithCheckErrors] makes them show the errors
+// (and, in the detail, each check's criticality, duration and time): serve those
+// handlers only where the public cannot reach them. The service package serves the
+// detail with errors on its admin listener (service.WithAdminAddr) and the
+// default answers on its public one.
 //
 // # Critical and non-critical checks
 //

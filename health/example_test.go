@@ -21,8 +21,12 @@ func get(h http.Handler, target string) {
 }
 
 func ExampleNew() {
-	m := health.New()
-	err := m.Add("db", health.CheckerFunc(func(ctx context.Context) error {
+	m, err := health.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	err = m.Add("db", health.CheckerFunc(func(ctx context.Context) error {
 		return nil // for example db.PingContext(ctx)
 	}))
 	if err != nil {
@@ -58,19 +62,29 @@ func ExampleCheckerFunc() {
 		return nil
 	})
 
-	m := health.New()
+	m, err := health.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	if err := m.Add("queue", backlog); err != nil {
 		fmt.Println(err)
 		return
 	}
 	m.SetState(health.StateServing)
-	get(m.ReadyHandler(), "/health/ready")
+	get(m.ReadyHandler(), "/health/ready")                         // public: the failing check's name
+	get(m.ReadyHandler(health.WithCheckErrors()), "/health/ready") // private: its error too
 	// Output:
+	// 503 {"title":"Service Unavailable","status":503,"detail":"critical check failing: queue","state":"serving"}
 	// 503 {"title":"Service Unavailable","status":503,"detail":"critical check failing: queue: queue backlog 12000 over 10000","state":"serving"}
 }
 
 func ExampleNonCritical() {
-	m := health.New()
+	m, err := health.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	db := health.CheckerFunc(func(ctx context.Context) error { return nil })
 	cache := health.CheckerFunc(func(ctx context.Context) error { return errors.New("connection refused") })
 	_ = m.Add("db", db)
@@ -84,7 +98,11 @@ func ExampleNonCritical() {
 }
 
 func ExampleTimeout() {
-	m := health.New()
+	m, err := health.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	slow := health.CheckerFunc(func(ctx context.Context) error {
 		<-ctx.Done() // a dependency that does not answer
 		return ctx.Err()
@@ -102,15 +120,23 @@ func ExampleTimeout() {
 }
 
 func ExampleMonitor_DetailHandler() {
-	m := health.New()
+	m, err := health.New()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	_ = m.Add("db", health.CheckerFunc(func(ctx context.Context) error { return nil }))
 	_ = m.Add("payments", health.CheckerFunc(func(ctx context.Context) error {
 		return errors.New("503 from payments")
 	}))
 	m.SetState(health.StateServing)
 
+	// Public: each check's name and status.
+	get(m.DetailHandler(), "/health")
+
+	// Private (an admin listener): the checks in full.
 	rec := httptest.NewRecorder()
-	m.DetailHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+	m.DetailHandler(health.WithCheckErrors()).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
 	var rep health.Report
 	if err := json.NewDecoder(rec.Body).Decode(&rep); err != nil {
 		fmt.Println(err)
@@ -122,6 +148,7 @@ func ExampleMonitor_DetailHandler() {
 		fmt.Printf("%s critical=%v %s %q\n", r.Name, r.Critical, r.Status, r.Error)
 	}
 	// Output:
+	// 503 {"status":"fail","state":"serving","ready":false,"checks":[{"name":"db","status":"pass"},{"name":"payments","status":"fail"}]}
 	// 503 application/json
 	// fail serving false
 	// db critical=true pass ""

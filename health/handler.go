@@ -29,15 +29,47 @@ func (m *Monitor) LiveHandler() http.Handler {
 	})
 }
 
+// HandlerOption configures the handlers of [Monitor.ReadyHandler] and
+// [Monitor.DetailHandler].
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct {
+	errors bool
+}
+
+// WithCheckErrors makes a handler show each check's error message, and in
+// [Monitor.DetailHandler] its criticality, duration and time as well. Error
+// messages can name internal hosts, addresses and database errors, so serve
+// such a handler only where the public cannot reach it: an admin listener, or
+// a route behind authentication. By default the handlers show each check's
+// name and status alone.
+func WithCheckErrors() HandlerOption {
+	return func(c *handlerConfig) { c.errors = true }
+}
+
+func handlerOptions(opts []HandlerOption) handlerConfig {
+	var c handlerConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
 // ReadyHandler returns the readiness handler, mounted at GET /health/ready. In
 // [StateServing] it runs the checks (see [Monitor.Report]) and answers 200
 // {"status":"pass"}, or {"status":"warn"} when only non-critical checks fail. It
 // answers 503 with an RFC 9457 problem (application/problem+json) when a critical
-// check fails, its detail naming each failing check and its error, and at once,
-// without running checks, in any other state, its detail "service is starting" or
-// "service is draining". The problem has an extension member "state". Other
-// methods than GET and HEAD get 405. The handler is safe for concurrent use.
-func (m *Monitor) ReadyHandler() http.Handler {
+// check fails, its detail naming each failing check ("critical check failing:
+// db"), and at once, without running checks, in any other state, its detail
+// "service is starting" or "service is draining". The problem has an extension
+// member "state". With [WithCheckErrors] the detail adds each failing check's
+// error ("critical check failing: db: connection refused"); without it the
+// answer is safe to serve publicly. Other methods than GET and HEAD get 405.
+// The handler is safe for concurrent use.
+func (m *Monitor) ReadyHandler(opts ...HandlerOption) http.Handler {
+	cfg := handlerOptions(opts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !allowed(w, r) {
 			return
@@ -51,7 +83,7 @@ func (m *Monitor) ReadyHandler() http.Handler {
 		case rep.State != StateServing: // it changed while the checks ran
 			notReady(w, r, rep.State, "service is "+rep.State.String())
 		case !rep.Ready:
-			notReady(w, r, rep.State, failing(rep.Checks))
+			notReady(w, r, rep.State, failing(rep.Checks, cfg.errors))
 		case rep.Status == StatusWarn:
 			writeBody(w, r, http.StatusOK, bodyWarn)
 		default:
@@ -62,15 +94,28 @@ func (m *Monitor) ReadyHandler() http.Handler {
 
 // DetailHandler returns the detail handler, mounted at GET /health. It runs the
 // checks in every state and answers the [Report] as JSON (application/json), with
-// status 200 when the instance is ready and 503 otherwise. Other methods than GET
-// and HEAD get 405. The handler is safe for concurrent use.
-func (m *Monitor) DetailHandler() http.Handler {
+// status 200 when the instance is ready and 503 otherwise. By default each
+// check shows its name and status alone, which is safe to serve publicly:
+//
+//	{"status":"fail","state":"serving","ready":false,"checks":[{"name":"db","status":"fail"}]}
+//
+// With [WithCheckErrors] the checks are shown in full, errors included (see
+// [Report]). Other methods than GET and HEAD get 405. The handler is safe for
+// concurrent use.
+func (m *Monitor) DetailHandler(opts ...HandlerOption) http.Handler {
+	cfg := handlerOptions(opts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !allowed(w, r) {
 			return
 		}
 		rep := m.Report(r.Context())
-		body, err := json.Marshal(rep)
+		var body []byte
+		var err error
+		if cfg.errors {
+			body, err = json.Marshal(rep)
+		} else {
+			body, err = json.Marshal(publicReport(rep))
+		}
 		if err != nil { // only strings, numbers and times: cannot happen
 			problem.Status(w, r, http.StatusInternalServerError, "the health report could not be encoded")
 			return
@@ -83,8 +128,33 @@ func (m *Monitor) DetailHandler() http.Handler {
 	})
 }
 
-// failing describes the failing critical checks of an unready report.
-func failing(results []Result) string {
+// publicResult is what the public detail shows of a check.
+type publicResult struct {
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+}
+
+// publicReportJSON is the public form of a Report: the verdict, and each
+// check's name and status.
+type publicReportJSON struct {
+	Status Status         `json:"status"`
+	State  State          `json:"state"`
+	Ready  bool           `json:"ready"`
+	Checks []publicResult `json:"checks"`
+}
+
+func publicReport(rep Report) publicReportJSON {
+	out := publicReportJSON{Status: rep.Status, State: rep.State, Ready: rep.Ready,
+		Checks: make([]publicResult, len(rep.Checks))}
+	for i, c := range rep.Checks {
+		out.Checks[i] = publicResult{Name: c.Name, Status: c.Status}
+	}
+	return out
+}
+
+// failing describes the failing critical checks of an unready report: their
+// names, and their errors when withErrors is set.
+func failing(results []Result, withErrors bool) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range results {
@@ -96,8 +166,10 @@ func failing(results []Result) string {
 		}
 		n++
 		b.WriteString(r.Name)
-		b.WriteString(": ")
-		b.WriteString(r.Error)
+		if withErrors {
+			b.WriteString(": ")
+			b.WriteString(r.Error)
+		}
 	}
 	if n == 1 {
 		return "critical check failing: " + b.String()

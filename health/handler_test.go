@@ -40,7 +40,7 @@ func failingWith(msg string) *counter { return &counter{err: errors.New(msg)} }
 // newMonitor returns a Monitor in state with the given checks.
 func newMonitor(tb testing.TB, state health.State, checks []entry, opts ...health.Option) *health.Monitor {
 	tb.Helper()
-	m := health.New(opts...)
+	m := mustNew(tb, opts...)
 	for _, e := range checks {
 		if err := m.Add(e.name, e.c, e.opts...); err != nil {
 			tb.Fatalf("Add(%q): %v", e.name, err)
@@ -99,6 +99,7 @@ func TestReadyHandler(t *testing.T) {
 		checks     func() []entry
 		wantCode   int
 		wantBody   string   // for 200
+		withErrors bool     // serve it WithCheckErrors
 		wantDetail []string // substrings of the problem detail, for 503
 		wantCalls  int32    // calls of each check
 	}{
@@ -142,7 +143,18 @@ func TestReadyHandler(t *testing.T) {
 				return []entry{{name: "db", c: failingWith("connection refused")}, {name: "queue", c: passing()}}
 			},
 			wantCode:   http.StatusServiceUnavailable,
-			wantDetail: []string{"db: connection refused"},
+			wantDetail: []string{"critical check failing: db"},
+			wantCalls:  1,
+		},
+		{
+			name:  "critical check fails, with errors",
+			state: health.StateServing,
+			checks: func() []entry {
+				return []entry{{name: "db", c: failingWith("connection refused")}, {name: "queue", c: passing()}}
+			},
+			withErrors: true,
+			wantCode:   http.StatusServiceUnavailable,
+			wantDetail: []string{"critical check failing: db: connection refused"},
 			wantCalls:  1,
 		},
 		{
@@ -152,7 +164,18 @@ func TestReadyHandler(t *testing.T) {
 				return []entry{{name: "db", c: failingWith("refused")}, {name: "queue", c: failingWith("no route")}}
 			},
 			wantCode:   http.StatusServiceUnavailable,
-			wantDetail: []string{"db: refused", "queue: no route"},
+			wantDetail: []string{"critical checks failing: db; queue"},
+			wantCalls:  1,
+		},
+		{
+			name:  "two critical checks fail, with errors",
+			state: health.StateServing,
+			checks: func() []entry {
+				return []entry{{name: "db", c: failingWith("refused")}, {name: "queue", c: failingWith("no route")}}
+			},
+			withErrors: true,
+			wantCode:   http.StatusServiceUnavailable,
+			wantDetail: []string{"critical checks failing: db: refused; queue: no route"},
 			wantCalls:  1,
 		},
 		{
@@ -174,7 +197,11 @@ func TestReadyHandler(t *testing.T) {
 			t.Parallel()
 			checks := tt.checks()
 			m := newMonitor(t, tt.state, checks)
-			rec := serve(t, m.ReadyHandler(), http.MethodGet, "/health/ready")
+			h := m.ReadyHandler()
+			if tt.withErrors {
+				h = m.ReadyHandler(health.WithCheckErrors())
+			}
+			rec := serve(t, h, http.MethodGet, "/health/ready")
 			if rec.Code != tt.wantCode {
 				t.Errorf("status = %d, want %d; body %s", rec.Code, tt.wantCode, rec.Body)
 			}
@@ -211,10 +238,12 @@ func TestReadyHandler(t *testing.T) {
 					t.Errorf("problem detail = %q, want it to contain %q", p.Detail, want)
 				}
 			}
+
 		})
 	}
 }
 
+// TestDetailHandler serves the detail WithCheckErrors, in full.
 func TestDetailHandler(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -249,7 +278,7 @@ func TestDetailHandler(t *testing.T) {
 				{name: "db", c: passing()},
 				{name: "cache", c: failingWith("evicted"), opts: []health.CheckOption{health.NonCritical()}},
 			})
-			rec := serve(t, m.DetailHandler(), http.MethodGet, "/health")
+			rec := serve(t, m.DetailHandler(health.WithCheckErrors()), http.MethodGet, "/health")
 			if rec.Code != tt.wantCode {
 				t.Errorf("status = %d, want %d", rec.Code, tt.wantCode)
 			}
@@ -305,6 +334,31 @@ func TestDetailHandler(t *testing.T) {
 	}
 }
 
+// TestPublicHandlersLeakedCheckErrors: the readiness and detail handlers
+// showed each check's error, which can name internal hosts and database
+// errors, to whoever could reach them, the public included. By default they
+// now show each check's name and status alone.
+func TestPublicHandlersLeakedCheckErrors(t *testing.T) {
+	t.Parallel()
+	const secret = "dial tcp 10.0.0.7:5432: connection refused"
+	m := newMonitor(t, health.StateServing, []entry{
+		{name: "db", c: failingWith(secret)},
+		{name: "cache", c: failingWith("redis 10.0.0.9:6379: i/o timeout"), opts: []health.CheckOption{health.NonCritical()}},
+		{name: "queue", c: passing()},
+	})
+	rec := serve(t, m.ReadyHandler(), http.MethodGet, "/health/ready")
+	if rec.Code != http.StatusServiceUnavailable || strings.Contains(rec.Body.String(), "10.0.0.") {
+		t.Errorf("ready = %d %s, want 503 without the checks' errors", rec.Code, rec.Body)
+	}
+	rec = serve(t, m.DetailHandler(), http.MethodGet, "/health")
+	want := `{"status":"fail","state":"serving","ready":false,"checks":[` +
+		`{"name":"db","status":"fail"},{"name":"cache","status":"warn"},{"name":"queue","status":"pass"}]}` + "\n"
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != want {
+		t.Errorf("detail = %d %s, want 503 %s", rec.Code, rec.Body, want)
+	}
+	checkHeaders(t, rec, "application/json")
+}
+
 func TestDetailHandlerNoChecks(t *testing.T) {
 	t.Parallel()
 	m := newMonitor(t, health.StateServing, nil)
@@ -326,6 +380,7 @@ func TestHandlersHEAD(t *testing.T) {
 		{"live", m.LiveHandler(), http.StatusOK},
 		{"ready", m.ReadyHandler(), http.StatusOK},
 		{"detail", m.DetailHandler(), http.StatusOK},
+		{"detail with errors", m.DetailHandler(health.WithCheckErrors()), http.StatusOK},
 		{"ready while draining", newMonitor(t, health.StateDraining, nil).ReadyHandler(), http.StatusServiceUnavailable},
 	}
 	for _, tt := range tests {
@@ -361,4 +416,14 @@ func TestHandlersRejectOtherMethods(t *testing.T) {
 			checkHeaders(t, rec, "application/problem+json")
 		})
 	}
+}
+
+// mustNew returns health.New(opts...), failing the test on an error.
+func mustNew(tb testing.TB, opts ...health.Option) *health.Monitor {
+	tb.Helper()
+	m, err := health.New(opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }

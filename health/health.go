@@ -101,7 +101,8 @@ const (
 )
 
 // Report is the state of a [Monitor] and the results of its checks, as returned by
-// [Monitor.Report] and served by [Monitor.DetailHandler]. It is a plain value that
+// [Monitor.Report] and served in full by [Monitor.DetailHandler] with
+// [WithCheckErrors] (without it, each check shows its name and status alone). It is a plain value that
 // no one else holds, so the caller may keep and change it. Its JSON form is
 //
 //	{"status":"warn","state":"serving","ready":true,"checks":[

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,14 +11,25 @@ import (
 )
 
 // Option configures a [Monitor] built by [New].
-type Option func(*Monitor)
+type Option func(*monitorConfig)
+
+type monitorConfig struct {
+	ttl     time.Duration
+	noCache bool
+}
 
 // WithCacheTTL sets how long a check's result is reused before the check runs
-// again. The default is [DefaultCacheTTL]. A d <= 0 disables caching: every probe
-// runs the checks, though probes that arrive while a check is running still share
-// that run.
+// again. The default is [DefaultCacheTTL], 1 s; 0 keeps it, a negative d makes
+// [New] fail, and [WithoutCache] turns caching off.
 func WithCacheTTL(d time.Duration) Option {
-	return func(m *Monitor) { m.ttl = d }
+	return func(c *monitorConfig) { c.ttl = d }
+}
+
+// WithoutCache makes every probe run the checks, though probes that arrive
+// while a check is running still share that run. The default is to reuse a
+// result for [DefaultCacheTTL].
+func WithoutCache() Option {
+	return func(c *monitorConfig) { c.noCache = true }
 }
 
 // CheckOption configures one check added by [Monitor.Add].
@@ -29,7 +41,8 @@ type checkConfig struct {
 }
 
 // Timeout bounds each run of the check to d; a run still going at d is reported
-// failed ("timed out after d"). The default is [DefaultTimeout]. d must be positive.
+// failed ("timed out after d"). The default is [DefaultTimeout], 1 s; 0 keeps it,
+// and a negative d makes [Monitor.Add] fail.
 func Timeout(d time.Duration) CheckOption {
 	return func(c *checkConfig) { c.timeout = d }
 }
@@ -55,22 +68,30 @@ type Monitor struct {
 	names  map[string]bool
 }
 
-// New returns a Monitor in [StateStarting] with no checks. Options are applied in
-// order.
-func New(opts ...Option) *Monitor {
-	m := &Monitor{ttl: DefaultCacheTTL, now: time.Now, names: make(map[string]bool)}
+// New returns a Monitor in [StateStarting] with no checks. It returns an error
+// for a nil option or a negative cache TTL.
+func New(opts ...Option) (*Monitor, error) {
+	var c monitorConfig
 	for _, o := range opts {
-		if o != nil {
-			o(m)
+		if o == nil {
+			return nil, errors.New("health: nil option")
 		}
+		o(&c)
 	}
-	return m
+	if c.ttl < 0 {
+		return nil, fmt.Errorf("health: negative cache TTL %v", c.ttl)
+	}
+	ttl := cmp.Or(c.ttl, DefaultCacheTTL)
+	if c.noCache {
+		ttl = 0
+	}
+	return &Monitor{ttl: ttl, now: time.Now, names: make(map[string]bool)}, nil
 }
 
 // Add registers checker c under name. The check is critical and times out after
 // [DefaultTimeout] unless opts say otherwise (see [NonCritical], [Timeout]). Add
 // returns an error, and adds nothing, when name is empty or already used, c is
-// nil, or the timeout is not positive. It is safe to call while the handlers
+// nil, an option is nil, or the timeout is negative. It is safe to call while the handlers
 // serve; the next probe includes the new check.
 func (m *Monitor) Add(name string, c Checker, opts ...CheckOption) error {
 	if name == "" {
@@ -82,15 +103,17 @@ func (m *Monitor) Add(name string, c Checker, opts ...CheckOption) error {
 	if f, ok := c.(CheckerFunc); ok && f == nil {
 		return fmt.Errorf("health: check %q: checker is a nil CheckerFunc", name)
 	}
-	cfg := checkConfig{timeout: DefaultTimeout, critical: true}
+	cfg := checkConfig{critical: true}
 	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+		if o == nil {
+			return fmt.Errorf("health: check %q: nil option", name)
 		}
+		o(&cfg)
 	}
-	if cfg.timeout <= 0 {
-		return fmt.Errorf("health: check %q: timeout must be positive, got %v", name, cfg.timeout)
+	if cfg.timeout < 0 {
+		return fmt.Errorf("health: check %q: negative timeout %v", name, cfg.timeout)
 	}
+	cfg.timeout = cmp.Or(cfg.timeout, DefaultTimeout)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.names[name] {

@@ -63,13 +63,13 @@ func TestAddErrors(t *testing.T) {
 		{name: "nil checker", check: "db", c: nil, wantErr: `health: check "db": checker is nil`},
 		{name: "nil CheckerFunc", check: "db", c: health.CheckerFunc(nil), wantErr: `health: check "db": checker is a nil CheckerFunc`},
 		{name: "duplicate", check: "existing", c: ok, wantErr: `health: check "existing" already added`},
-		{name: "zero timeout", check: "db", c: ok, opts: []health.CheckOption{health.Timeout(0)}, wantErr: `health: check "db": timeout must be positive, got 0s`},
-		{name: "negative timeout", check: "db", c: ok, opts: []health.CheckOption{health.Timeout(-time.Second)}, wantErr: `health: check "db": timeout must be positive, got -1s`},
+		{name: "negative timeout", check: "db", c: ok, opts: []health.CheckOption{health.Timeout(-time.Second)}, wantErr: `health: check "db": negative timeout -1s`},
+		{name: "nil option", check: "db", c: ok, opts: []health.CheckOption{nil}, wantErr: `health: check "db": nil option`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			m := health.New()
+			m := mustNew(t)
 			if err := m.Add("existing", ok); err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestAddErrors(t *testing.T) {
 
 func TestAddWhileServing(t *testing.T) {
 	t.Parallel()
-	m := health.New(health.WithCacheTTL(-1))
+	m := mustNew(t, health.WithoutCache())
 	m.SetState(health.StateServing)
 	const n = 20
 	var wg sync.WaitGroup
@@ -114,7 +114,7 @@ func TestReportOrderAndParallel(t *testing.T) {
 	started.Add(len(names))
 	all := make(chan struct{})
 	go func() { started.Wait(); close(all) }()
-	m := health.New()
+	m := mustNew(t)
 	for _, name := range names {
 		err := m.Add(name, health.CheckerFunc(func(ctx context.Context) error {
 			started.Done()
@@ -163,7 +163,7 @@ func TestHangingCheckIsCutOff(t *testing.T) {
 			}
 			m := newMonitor(t, health.StateServing,
 				[]entry{{name: "ok", c: passing()}, {name: "stuck", c: hang, opts: opts}},
-				health.WithCacheTTL(-1)) // every probe tries to run it again
+				health.WithoutCache()) // every probe tries to run it again
 
 			rep := reportWithin(t, context.Background(), m)
 			got := rep.Checks[1]
@@ -225,7 +225,7 @@ func TestPanickingCheckIsRecovered(t *testing.T) {
 			m := newMonitor(t, health.StateServing, []entry{{name: "bad", c: health.CheckerFunc(func(context.Context) error {
 				calls.Add(1)
 				panic(tt.value)
-			})}}, health.WithCacheTTL(-1))
+			})}}, health.WithoutCache())
 			for i := range 2 { // the second run shows the panic left no stuck run behind
 				rep := reportWithin(t, context.Background(), m)
 				if got := rep.Checks[0]; got.Status != health.StatusFail || !strings.HasPrefix(got.Error, tt.want) {
@@ -301,7 +301,7 @@ func TestState(t *testing.T) {
 	})
 	t.Run("monitor", func(t *testing.T) {
 		t.Parallel()
-		m := health.New()
+		m := mustNew(t)
 		if got := m.State(); got != health.StateStarting {
 			t.Errorf("new Monitor state = %v, want starting", got)
 		}
@@ -333,5 +333,26 @@ func TestResultJSON(t *testing.T) {
 	in.Duration = 1234 * time.Microsecond // the wire keeps microseconds
 	if diff := cmp.Diff(in, out); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	t.Parallel()
+	for name, opt := range map[string]health.Option{
+		"negative TTL": health.WithCacheTTL(-time.Second),
+		"nil":          nil,
+	} {
+		if m, err := health.New(opt); err == nil {
+			t.Errorf("%s: New = %v, nil; want an error", name, m)
+		}
+	}
+}
+
+// TestZeroTimeoutIsTheDefault: a zero keeps the default, as every option does.
+func TestZeroTimeoutIsTheDefault(t *testing.T) {
+	t.Parallel()
+	m := mustNew(t)
+	if err := m.Add("db", health.CheckerFunc(func(context.Context) error { return nil }), health.Timeout(0)); err != nil {
+		t.Fatalf("Add with Timeout(0) = %v, want the default timeout", err)
 	}
 }

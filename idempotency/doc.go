@@ -15,6 +15,11 @@
 //	...
 //	svc, err := service.New("payments", service.WithMiddleware(keys))
 //
+// A key lives in a scope, by default the method and path. The default leaves
+// the caller out: two callers that send the same key with the same request
+// share one answer. Behind authentication, put the caller in the scope with
+// [WithCallerScope], which refuses keyed requests that come without one.
+//
 // [MemoryStore] serves the instances of one process. Across processes,
 // implement [Store] over a shared database: its three methods are
 // compare-and-set steps (see [Store] for SQL and Redis shapes).

@@ -1,6 +1,7 @@
 package idempotency_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -114,4 +115,53 @@ func ExampleNewMemoryStore() {
 	// Output:
 	// 201 Created replayed="" {"created_by":"a"}
 	// 201 Created replayed="true" {"created_by":"a"}
+}
+
+// The caller is part of the key's scope: two users who happen to send the same
+// key each get their own answer, and a keyed request without a verified caller
+// is refused. Here a header stands in for the authentication middleware that
+// verifies the caller (with pier's auth: auth.FromContext(r.Context()) and
+// the claims' Subject).
+func ExampleWithCallerScope() {
+	type callerKey struct{}
+	authenticate := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if user := r.Header.Get("X-Verified-User"); user != "" {
+				r = r.WithContext(context.WithValue(r.Context(), callerKey{}, user))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	keys, err := idempotency.Middleware(nil, idempotency.WithCallerScope(func(r *http.Request) (string, bool) {
+		user, ok := r.Context().Value(callerKey{}).(string)
+		return user, ok
+	}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	orders := 0
+	h := authenticate(keys(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		orders++
+		fmt.Fprintf(w, "order %d\n", orders)
+	})))
+
+	for _, user := range []string{"ada", "bob", "ada", ""} {
+		req := httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader(`{"item":"tea"}`))
+		req.Header.Set(idempotency.Header, "order-1")
+		if user != "" {
+			req.Header.Set("X-Verified-User", user)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		fmt.Printf("%-3s %d replayed=%q %s", user, w.Code, w.Header().Get(idempotency.ReplayedHeader), w.Body.String())
+		if w.Code == http.StatusUnauthorized {
+			fmt.Println()
+		}
+	}
+	// Output:
+	// ada 200 replayed="" order 1
+	// bob 200 replayed="" order 2
+	// ada 200 replayed="true" order 1
+	//     401 replayed="" {"title":"Unauthorized","status":401,"detail":"a request with an Idempotency-Key needs an authenticated caller"}
 }

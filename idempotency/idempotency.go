@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -45,6 +46,11 @@ const (
 	// DefaultMaxKeys is the most keys a MemoryStore holds
 	// ([WithMaxKeys]).
 	DefaultMaxKeys = 10_000
+	// DefaultMaxInProgress is the most claims in progress a MemoryStore
+	// holds ([WithMaxInProgress]): a tenth of DefaultMaxKeys, so that a burst
+	// of new keys pushes out at most a tenth of the kept answers, and room
+	// for 20,000 keyed requests a second that take 50 ms each.
+	DefaultMaxInProgress = 1_000
 	// DefaultMaxBytes is the most bytes of responses (bodies, headers
 	// and keys) a MemoryStore holds ([WithMaxBytes]).
 	DefaultMaxBytes int64 = 64 << 20
@@ -57,6 +63,12 @@ const (
 // or Release when the token no longer holds the key: its lease ran out and
 // another request claimed the key, or the store dropped it.
 var ErrClaimLost = errors.New("idempotency: claim lost")
+
+// ErrFull is what a [Store] returns from Claim when it cannot take
+// another claim without dropping one in progress: it holds as many requests in
+// progress as it may. [Middleware] answers it with a 503 problem and
+// Retry-After before the handler runs, so the client retries later.
+var ErrFull = errors.New("idempotency: too many keys in progress")
 
 // Store keeps the state of idempotency keys for [Middleware].
 // A key is absent (never seen, released or expired), in progress (claimed by a
@@ -79,7 +91,9 @@ var ErrClaimLost = errors.New("idempotency: claim lost")
 // goroutine and no subscription to be correct.
 //
 // Keys are opaque byte strings: the middleware's scope (method and path by
-// default), a newline and the client's key. A store that cannot hold any byte
+// default), a newline and the client's key; with [WithCallerScope], the scope
+// is preceded by the caller's length in decimal, a colon, the caller and a
+// space ("3:ada POST /orders\nk-1"). A store that cannot hold any byte
 // should hash them. Responses are immutable once passed to Complete: neither
 // the store nor the middleware modifies one, so a store may hand the same
 // value to every replay. Implementations must be safe for concurrent use.
@@ -91,6 +105,11 @@ type Store interface {
 	// holds, Token empty: the fingerprint of the request that claimed the key,
 	// and its response once completed. A lease <= 0 means
 	// [DefaultLease].
+	//
+	// A store that bounds its size must never drop a claim in progress to make
+	// room: its waiters would claim the key and run the handler beside its
+	// holder. When it cannot take a claim without doing so, Claim returns
+	// [ErrFull].
 	Claim(ctx context.Context, key, fingerprint string, lease time.Duration) (Record, error)
 	// Complete replaces the claim that token holds on key with resp, kept for
 	// the store's retention, and closes the Changed channel it handed out for
@@ -133,9 +152,11 @@ type Response struct {
 type Option func(*config)
 
 type config struct {
-	maxBody int64
-	lease   time.Duration
-	scope   func(*http.Request) string
+	maxBody   int64
+	lease     time.Duration
+	scope     func(*http.Request) string
+	caller    func(*http.Request) (string, bool)
+	callerSet bool
 }
 
 // WithMaxBody sets the largest response body, in bytes, that is kept
@@ -150,11 +171,41 @@ func WithMaxBody(n int64) Option {
 // WithScope sets the function that names the space a key lives in:
 // the same key in two scopes is two keys. The default is the method and path
 // ("POST /orders"), so that a key reused on another route does not replay this
-// route's answer. Behind authentication, add the caller (a user or tenant ID
-// from a verified header or token): otherwise two clients that pick the same
-// key for the same request would share one answer. A nil f keeps the default.
+// route's answer. The default leaves the caller out: behind authentication, two
+// callers that send the same key with the same request share one answer, and
+// the second gets the first's. Add the caller with [WithCallerScope], which
+// works with any scope. A nil f keeps the default.
 func WithScope(f func(*http.Request) string) Option {
 	return func(c *config) { c.scope = f }
+}
+
+// WithCallerScope puts the caller in every key's scope, so that the same key
+// sent by two callers is two keys: one caller can neither replay another's
+// answer nor hold up another's key. caller returns the verified identity of the
+// request's caller, such as a token's subject that authentication middleware,
+// running before this middleware, put in the request's context; never a value
+// the client writes unverified. With pier's package auth:
+//
+//	idempotency.WithCallerScope(func(r *http.Request) (string, bool) {
+//		c, ok := auth.FromContext(r.Context())
+//		if !ok {
+//			return "", false
+//		}
+//		return c.Subject, true // c.Issuer + " " + c.Subject when several issuers are trusted
+//	})
+//
+// A keyed request for which caller reports no caller is refused with a 401
+// problem (WWW-Authenticate: Bearer, the scheme of package auth) before its body
+// is read or the handler runs. Sharing one scope among all anonymous callers
+// would hand one anonymous client another's answer, and a keyed request without
+// a caller on a route that needs one means the middleware runs before
+// authentication: refusing shows that at the first request. For a route open to
+// anonymous callers that still wants keys, let caller return a fixed name and
+// true for them: they then share one scope, as with the default. Requests
+// without a key are not affected. The default is no caller in the scope; a nil
+// caller is an error.
+func WithCallerScope(caller func(r *http.Request) (string, bool)) Option {
+	return func(c *config) { c.caller, c.callerSet = caller, true }
 }
 
 // WithLease sets how long a claim holds its key when its request
@@ -184,6 +235,10 @@ const (
 	storeTimeout = 5 * time.Second
 )
 
+// retryAfterFull is the Retry-After, in seconds, of the 503 that answers
+// [ErrFull]: claims last as long as requests do, so some end within a second.
+const retryAfterFull = "1"
+
 // Middleware returns middleware that makes requests carrying an
 // Idempotency-Key header run at most once per key (within the store's
 // retention), so a client can retry a POST or PATCH safely, on this instance or
@@ -197,11 +252,16 @@ const (
 // a 400 problem.
 //
 // For a keyed request the middleware reads the body into memory, up to the
-// request's limit (service.BodyLimit's, else service.DefaultBodyLimit, 1 MiB, which also bounds a
-// body whose limit was lifted, as it must be held; 413 past it) and hands
-// the handler a copy, and fingerprints the request: method, path, query and a
-// SHA-256 of the body. The key is looked up in its scope
-// ([WithScope]):
+// request's limit (service.BodyLimit's, else service.DefaultBodyLimit, 1 MiB,
+// which also bounds a body whose limit was lifted, as it must be held; 413
+// past it) and hands the handler a copy, and fingerprints the request: method,
+// path, query and a SHA-256 of the body. The request context's deadline, if it
+// has one, bounds the reading too (it becomes the connection's read deadline,
+// through http.ResponseController): a body that has not arrived by then gets a
+// 408 problem and the connection is closed. The buffer grows with what
+// arrives, from at most 64 KiB, so a declared Content-Length costs nothing
+// until its bytes come. The key is looked up in its scope ([WithScope]; behind
+// authentication, add the caller with [WithCallerScope]):
 //
 //   - Absent: the request claims it and the handler runs. Its answer streams to
 //     the client as usual while a copy is kept (status, the headers the handler
@@ -223,7 +283,8 @@ const (
 // handler. Every other answer is stored, 500 included: a handler that failed
 // may have had side effects, and running it again is what the key is there to
 // prevent. A failing store is answered with a 503 problem before the handler
-// runs; a Complete or Release that fails afterwards has nothing left to tell the
+// runs, and so is a full one ([ErrFull]: too many keys in progress), with
+// Retry-After: 1; a Complete or Release that fails afterwards has nothing left to tell the
 // client (a store that wants its failures logged logs them itself), and the
 // claim lapses after its lease.
 //
@@ -246,6 +307,8 @@ func Middleware(store Store, opts ...Option) (func(http.Handler) http.Handler, e
 		return nil, fmt.Errorf("idempotency: negative max body %d", cfg.maxBody)
 	case cfg.lease < 0:
 		return nil, fmt.Errorf("idempotency: negative lease %v", cfg.lease)
+	case cfg.callerSet && cfg.caller == nil:
+		return nil, errors.New("idempotency: nil caller function")
 	}
 	cfg.maxBody = cmp.Or(cfg.maxBody, DefaultMaxBody)
 	cfg.lease = cmp.Or(cfg.lease, DefaultLease)
@@ -309,20 +372,38 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 		problem.Status(w, r, http.StatusBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters")
 		return
 	}
+	// The store key: the scope, a newline and the client's key, which never
+	// holds a newline, so the last one divides it from the scope, whatever the
+	// scope holds. A caller goes in front, its length first, so that no caller
+	// and scope can spell another pair.
+	scope := m.cfg.scope(r)
+	if m.cfg.caller != nil {
+		caller, ok := m.cfg.caller(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			problem.Status(w, r, http.StatusUnauthorized, "a request with an Idempotency-Key needs an authenticated caller")
+			return
+		}
+		scope = strconv.Itoa(len(caller)) + ":" + caller + " " + scope
+	}
+	key := scope + "\n" + keys[0]
+
 	fp, body, keep, err := readKeyedBody(w, r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		switch {
+		case errors.As(err, &tooLarge):
 			problem.Status(w, r, http.StatusRequestEntityTooLarge, bodylimit.Detail(tooLarge.Limit))
-		} else {
+		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded):
+			// What net/http answers to headers that come too slowly. The rest
+			// of the body may still come: it must not be read as a request.
+			w.Header().Set("Connection", "close")
+			problem.Status(w, r, http.StatusRequestTimeout, "the request body did not arrive within the request's deadline")
+		default:
 			problem.Status(w, r, http.StatusBadRequest, "the request body could not be read")
 		}
 		return
 	}
-	// The client's key never holds a newline, so the last one in the store key
-	// divides it from the scope, whatever the scope holds.
-	key := m.cfg.scope(r) + "\n" + keys[0]
-
 	ctx := r.Context()
 	lease := m.cfg.lease
 	if dl, ok := ctx.Deadline(); ok {
@@ -332,6 +413,10 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 	for {
 		rec, err := m.store.Claim(ctx, key, fp, lease)
 		switch {
+		case errors.Is(err, ErrFull):
+			w.Header().Set("Retry-After", retryAfterFull)
+			problem.Status(w, r, http.StatusServiceUnavailable, "too many requests with an Idempotency-Key are in progress")
+			return
 		case err != nil:
 			problem.Status(w, r, http.StatusServiceUnavailable, "the idempotency key store is unavailable")
 			return
@@ -371,11 +456,17 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 	}
 }
 
-// readKeyedBody reads r's body, up to its limit, and fingerprints r: the hex
-// SHA-256 of "METHOD escaped-path?raw-query\n" followed by the body. The
-// escaped path and the raw query hold no space or newline, so no two requests
-// hash the same text. The text is built in one buffer that the body is read
-// into, so the hash needs neither a copy nor a hasher on the heap.
+// bodyPrealloc is the most readKeyedBody allocates for a body before it
+// arrives. A declared Content-Length is a promise, not bytes: a client that
+// declares 1 MiB and sends one byte must not cost 1 MiB.
+const bodyPrealloc = 64 << 10
+
+// readKeyedBody reads r's body, up to its limit and within the request's
+// deadline, and fingerprints r: the hex SHA-256 of "METHOD
+// escaped-path?raw-query\n" followed by the body. The escaped path and the raw
+// query hold no space or newline, so no two requests hash the same text. The
+// text is built in one buffer that the body is read into, so the hash needs
+// neither a copy nor a hasher on the heap.
 //
 // keep is the limit to hand on with the body: BodyLimit's, or 0 when it was
 // lifted, so that DecodeJSON reports the same limit and adds none of its own.
@@ -403,20 +494,58 @@ func readKeyedBody(w http.ResponseWriter, r *http.Request) (fp string, body []by
 	if r.ContentLength > limit {
 		return "", nil, 0, &http.MaxBytesError{Limit: limit}
 	}
+	if dl, ok := r.Context().Deadline(); ok && src != http.NoBody {
+		// net/http sets no read deadline past the headers, so without this a
+		// client that sends a byte a minute holds its connection, a goroutine
+		// and this buffer past every timeout. net/http clears it once the body
+		// has been read to its end; after a failed read it stays, so that
+		// net/http does not wait for the rest of the body either.
+		_ = http.NewResponseController(w).SetReadDeadline(dl)
+	}
 	path := r.URL.EscapedPath()
 	head := len(r.Method) + 1 + len(path) + 1 + len(r.URL.RawQuery) + 1
-	buf := bytes.NewBuffer(make([]byte, 0, head+int(max(r.ContentLength, 0))+bytes.MinRead))
-	buf.WriteString(r.Method)
-	buf.WriteByte(' ')
-	buf.WriteString(path)
-	buf.WriteByte('?')
-	buf.WriteString(r.URL.RawQuery)
-	buf.WriteByte('\n')
-	if _, err := buf.ReadFrom(src); err != nil {
+	// Room for a declared length, and one byte more to see the end without
+	// growing; for a body of unknown length, a little.
+	room := int64(bytes.MinRead)
+	if r.ContentLength >= 0 {
+		room = min(r.ContentLength+1, bodyPrealloc)
+	}
+	buf := make([]byte, 0, head+int(room))
+	buf = append(buf, r.Method...)
+	buf = append(buf, ' ')
+	buf = append(buf, path...)
+	buf = append(buf, '?')
+	buf = append(buf, r.URL.RawQuery...)
+	buf = append(buf, '\n')
+	if buf, err = readBody(src, buf, head, r.ContentLength); err != nil {
 		return "", nil, 0, err
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	return hex.EncodeToString(sum[:]), buf.Bytes()[head:], keep, nil
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:]), buf[head:], keep, nil
+}
+
+// readBody appends what src holds to buf, whose first head bytes are not the
+// body, until src ends. The buffer grows with what arrives, doubling, but
+// never past the declared length (and the byte that finds the end), so it
+// holds at most twice what was sent, or bodyPrealloc.
+func readBody(src io.Reader, buf []byte, head int, declared int64) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			want := 2 * cap(buf)
+			if declared >= 0 {
+				want = min(want, head+int(declared)+1)
+			}
+			buf = slices.Grow(buf, max(want-len(buf), bytes.MinRead))
+		}
+		n, err := src.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, err
+		}
+	}
 }
 
 // run serves r, which holds key through token, and completes or releases the

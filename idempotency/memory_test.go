@@ -110,7 +110,7 @@ func TestMemoryStoreEvictsOldest(t *testing.T) {
 			t.Fatalf("after a response over the bound: huge %s, k4 %s; want absent, completed", stateOf(s, "huge"), stateOf(s, "k4"))
 		}
 	})
-	t.Run("a claim forced out wakes its waiters", func(t *testing.T) {
+	t.Run("a claim is never forced out for keys", func(t *testing.T) {
 		t.Parallel()
 		s := newTestMemoryStore(t, &fakeClock{}, WithMaxKeys(1))
 		token := claimed(t, s, "a", time.Minute)
@@ -118,16 +118,141 @@ func TestMemoryStoreEvictsOldest(t *testing.T) {
 		if rec.Changed == nil {
 			t.Fatal("a key in progress came without a Changed channel")
 		}
-		claimed(t, s, "b", time.Minute)
+		if _, err := s.Claim(context.Background(), "b", "fp", time.Minute); !errors.Is(err, ErrFull) {
+			t.Fatalf("Claim(b) beside a claim in progress at the bound = %v, want ErrFull", err)
+		}
 		select {
 		case <-rec.Changed:
+			t.Fatal("a claim in progress was dropped to make room: its waiters were woken")
 		default:
-			t.Fatal("evicting a claim did not close its Changed channel")
 		}
-		if err := s.Complete(context.Background(), "a", token, &Response{Status: 200}); !errors.Is(err, ErrClaimLost) {
-			t.Fatalf("Complete of an evicted claim = %v, want ErrClaimLost", err)
+		if err := s.Complete(context.Background(), "a", token, &Response{Status: 200}); err != nil {
+			t.Fatalf("Complete(a) = %v", err)
+		}
+		claimed(t, s, "b", time.Minute) // a completed answer makes room
+		if stateOf(s, "a") != "absent" || stateOf(s, "b") != "in progress" {
+			t.Fatalf("states a %s, b %s; want a dropped for b", stateOf(s, "a"), stateOf(s, "b"))
 		}
 	})
+}
+
+// TestMemoryStoreEvictionNeverDropsClaimInProgress: answers that fill the byte
+// bound used to push out the oldest entry, a claim in progress, which woke its
+// waiters so that one of them ran the handler beside the first.
+func TestMemoryStoreEvictionNeverDropsClaimInProgress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestMemoryStore(t, &fakeClock{}, WithMaxBytes(4<<10))
+	token := claimed(t, s, "slow", time.Minute)
+	waiting, _ := s.Claim(ctx, "slow", "fp", time.Minute)
+	for i := range 20 {
+		completed(t, s, "big-"+strconv.Itoa(i), 1000)
+	}
+	select {
+	case <-waiting.Changed:
+		t.Fatal("answers filling the store dropped a claim in progress")
+	default:
+	}
+	if st := stateOf(s, "slow"); st != "in progress" {
+		t.Fatalf("slow is %s, want in progress", st)
+	}
+	if stateOf(s, "big-0") != "absent" || stateOf(s, "big-19") != "completed" {
+		t.Fatalf("big-0 %s, big-19 %s; want the oldest answers dropped, the newest kept", stateOf(s, "big-0"), stateOf(s, "big-19"))
+	}
+	if s.bytes > s.maxBytes {
+		t.Fatalf("store holds %d bytes, over its bound of %d", s.bytes, s.maxBytes)
+	}
+	if err := s.Complete(ctx, "slow", token, &Response{Status: 201}); err != nil {
+		t.Fatalf("Complete(slow) = %v", err)
+	}
+}
+
+func TestMemoryStoreMaxInProgress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("count", func(t *testing.T) {
+		t.Parallel()
+		clock := &fakeClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+		s := newTestMemoryStore(t, clock, WithMaxInProgress(2))
+		long := claimed(t, s, "long", time.Hour)
+		claimed(t, s, "short", time.Minute)
+		if _, err := s.Claim(ctx, "third", "fp", time.Minute); !errors.Is(err, ErrFull) {
+			t.Fatalf("a third claim = %v, want ErrFull", err)
+		}
+		// Completed keys do not count.
+		if err := s.Complete(ctx, "long", long, &Response{Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+		claimed(t, s, "third", time.Hour)
+		// A lease that ran out behind one that has not is found and dropped.
+		clock.Advance(2 * time.Minute)
+		claimed(t, s, "fourth", time.Minute)
+		if stateOf(s, "short") != "absent" || stateOf(s, "third") != "in progress" {
+			t.Fatalf("short %s, third %s; want the lapsed claim dropped", stateOf(s, "short"), stateOf(s, "third"))
+		}
+	})
+	t.Run("bytes", func(t *testing.T) {
+		t.Parallel()
+		key := strings.Repeat("k", 1000)
+		s := newTestMemoryStore(t, &fakeClock{}, WithMaxBytes(2*claimSize(key+"1", "fp", "1")))
+		completed(t, s, "answer", 10)
+		claimed(t, s, key+"1", time.Minute)
+		claimed(t, s, key+"2", time.Minute)
+		if _, err := s.Claim(ctx, key+"3", "fp", time.Minute); !errors.Is(err, ErrFull) {
+			t.Fatalf("a claim past the byte bound = %v, want ErrFull", err)
+		}
+		if stateOf(s, "answer") != "absent" {
+			t.Fatal("claims filling the byte bound did not push out the completed answer first")
+		}
+	})
+	t.Run("default", func(t *testing.T) {
+		t.Parallel()
+		for _, tt := range []struct {
+			opts []MemoryOption
+			want int
+		}{
+			{nil, DefaultMaxInProgress},
+			{[]MemoryOption{WithMaxKeys(10)}, 10},
+			{[]MemoryOption{WithMaxKeys(10), WithMaxInProgress(3)}, 3},
+		} {
+			s := newTestMemoryStore(t, &fakeClock{}, tt.opts...)
+			if s.maxInProgress != tt.want {
+				t.Errorf("max in progress %d, want %d", s.maxInProgress, tt.want)
+			}
+		}
+	})
+}
+
+// TestMemoryStoreBytesCountWhatIsHeld: the byte bound counted bodies by
+// length, so an answer kept in a large buffer held far more than it was
+// charged for, and the bound was not a bound on memory.
+func TestMemoryStoreBytesCountWhatIsHeld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestMemoryStore(t, &fakeClock{}, WithMaxBytes(100<<10))
+	for _, k := range []string{"a", "b"} {
+		token := claimed(t, s, k, time.Minute)
+		resp := &Response{Status: 200, Body: make([]byte, 1, 64<<10)}
+		if err := s.Complete(ctx, k, token, resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if stateOf(s, "a") != "absent" || stateOf(s, "b") != "completed" {
+		t.Fatalf("a %s, b %s: two 64 KiB buffers held under a 100 KiB bound", stateOf(s, "a"), stateOf(s, "b"))
+	}
+	// Header fields cost their map slots, their value slices and their
+	// strings' headers, not only their text: at least 40 bytes each on a
+	// 64-bit machine (a string header and a slice header), even when empty.
+	h := make(http.Header)
+	text := 0
+	for i := range 1000 {
+		k := "X-" + strconv.Itoa(i)
+		h[k] = []string{""}
+		text += len(k)
+	}
+	if got, least := answerSize("k", "fp", &Response{Status: 200, Header: h}), int64(text+1000*(16+24)); got < least {
+		t.Fatalf("1000 empty header fields counted as %d bytes, want at least %d", got, least)
+	}
 }
 
 func TestMemoryStoreExpires(t *testing.T) {

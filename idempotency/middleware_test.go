@@ -640,6 +640,30 @@ func TestIdempotencyStoreDownGives503(t *testing.T) {
 		"the idempotency key store is unavailable")
 }
 
+// TestIdempotencyStoreFullGives503: past the store's bound on claims in
+// progress, a new key is refused before the handler runs, with a problem the
+// client may retry after the time it names.
+func TestIdempotencyStoreFullGives503(t *testing.T) {
+	t.Parallel()
+	store, err := idempotency.NewMemoryStore(idempotency.WithMaxInProgress(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Claim(context.Background(), "POST /orders\nheld", "fp", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var runs atomic.Int64
+	url := idemServer(t, createOrder(&runs), service.WithMiddleware(mw(t, store)))
+	a := idemDo(t, idemClient(t), "POST", url+"/orders", "another", "tea")
+	wantProblem(t, a, http.StatusServiceUnavailable, "too many requests with an Idempotency-Key are in progress")
+	if got := a.header.Get("Retry-After"); got != "1" {
+		t.Fatalf("Retry-After %q, want \"1\"", got)
+	}
+	if runs.Load() != 0 {
+		t.Fatalf("handler ran %d times, want 0", runs.Load())
+	}
+}
+
 // mw returns the middleware over store, failing the test on an error.
 func mw(tb testing.TB, store idempotency.Store, opts ...idempotency.Option) func(http.Handler) http.Handler {
 	tb.Helper()
@@ -688,6 +712,7 @@ func TestMiddlewareRejectsBadOptions(t *testing.T) {
 	for name, opt := range map[string]idempotency.Option{
 		"negative max body": idempotency.WithMaxBody(-1),
 		"negative lease":    idempotency.WithLease(-time.Second),
+		"nil caller":        idempotency.WithCallerScope(nil),
 		"nil":               nil,
 	} {
 		if _, err := idempotency.Middleware(nil, opt); err == nil {
@@ -695,13 +720,72 @@ func TestMiddlewareRejectsBadOptions(t *testing.T) {
 		}
 	}
 	for name, opt := range map[string]idempotency.MemoryOption{
-		"negative keys":      idempotency.WithMaxKeys(-1),
-		"negative bytes":     idempotency.WithMaxBytes(-1),
-		"negative retention": idempotency.WithRetention(-time.Second),
-		"nil":                nil,
+		"negative keys":                  idempotency.WithMaxKeys(-1),
+		"negative in progress":           idempotency.WithMaxInProgress(-1),
+		"in progress above the max keys": idempotency.WithMaxInProgress(idempotency.DefaultMaxKeys + 1),
+		"negative bytes":                 idempotency.WithMaxBytes(-1),
+		"negative retention":             idempotency.WithRetention(-time.Second),
+		"nil":                            nil,
 	} {
 		if _, err := idempotency.NewMemoryStore(opt); err == nil {
 			t.Errorf("%s: NewMemoryStore returned no error", name)
 		}
+	}
+}
+
+// TestIdempotencySlowKeyRunsOnceWhenAnswersFillStore: the memory store made
+// room by dropping its oldest entries, and a claim in progress is the oldest,
+// since completed answers go to the back. A slow request, a retry waiting for
+// it, then 64 answers of 1 MiB (the default 64 MiB budget) forced the claim
+// out, woke the retry, and the retry ran the handler beside the first.
+func TestIdempotencySlowKeyRunsOnceWhenAnswersFillStore(t *testing.T) {
+	t.Parallel()
+	store := &watchedStore{Store: memStore(t), waiting: make(chan struct{}, 1)}
+	var slowRuns atomic.Int64
+	started, release := make(chan struct{}), make(chan struct{})
+	big := strings.Repeat("x", int(idempotency.DefaultMaxBody))
+	url := idemServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(idempotency.Header) != "slow" {
+			_, _ = io.WriteString(w, big)
+			return
+		}
+		if slowRuns.Add(1) == 1 {
+			close(started)
+		}
+		select {
+		case <-release:
+		case <-time.After(idemWait):
+		}
+		_, _ = io.WriteString(w, "slow done")
+	}, service.WithMiddleware(mw(t, store)))
+	c := idemClient(t)
+
+	firstDone := make(chan idemAnswer, 1)
+	go func() { firstDone <- idemDo(t, c, "POST", url+"/orders", "slow", "x") }()
+	select {
+	case <-started:
+	case <-time.After(idemWait):
+		t.Fatal("the slow request never reached the handler")
+	}
+	retryDone := make(chan idemAnswer, 1)
+	go func() { retryDone <- idemDo(t, c, "POST", url+"/orders", "slow", "x") }()
+	select {
+	case <-store.waiting:
+	case <-time.After(idemWait):
+		t.Fatal("the retry never found the key in progress")
+	}
+	for i := range 64 {
+		if a := idemDo(t, c, "POST", url+"/orders", "big-"+strconv.Itoa(i), "x"); a.status != http.StatusOK || len(a.body) != len(big) {
+			t.Fatalf("big answer %d = %d with %d bytes", i, a.status, len(a.body))
+		}
+	}
+	close(release)
+	first, retry := <-firstDone, <-retryDone
+	if n := slowRuns.Load(); n != 1 {
+		t.Fatalf("the handler for the slow key ran %d times, want 1", n)
+	}
+	if first.body != "slow done" || retry.body != first.body || !retry.replayed() {
+		t.Fatalf("first %d %q, retry %d %q replayed=%v; want the retry to replay the first",
+			first.status, first.body, retry.status, retry.body, retry.replayed())
 	}
 }

@@ -23,13 +23,13 @@ func BenchmarkTransport(b *testing.B) {
 	}{
 		{"next", nil},
 		{"retry", func() []failsafe.Policy[*http.Response] {
-			return []failsafe.Policy[*http.Response]{resilience.NewRetry()}
+			return []failsafe.Policy[*http.Response]{resilience.NewRetryBuilder().Build()}
 		}},
 		{"retry+breaker", func() []failsafe.Policy[*http.Response] {
-			return []failsafe.Policy[*http.Response]{resilience.NewRetry(), resilience.NewCircuitBreaker()}
+			return []failsafe.Policy[*http.Response]{resilience.NewRetryBuilder().Build(), resilience.NewCircuitBreakerBuilder().Build()}
 		}},
 		{"retry+breaker+timeout", func() []failsafe.Policy[*http.Response] {
-			return []failsafe.Policy[*http.Response]{resilience.NewRetry(), resilience.NewCircuitBreaker(), resilience.NewTimeout(time.Second)}
+			return []failsafe.Policy[*http.Response]{resilience.NewRetryBuilder().Build(), resilience.NewCircuitBreakerBuilder().Build(), resilience.NewTimeoutBuilder(time.Second).Build()}
 		}},
 	}
 	for _, next := range []string{"memory", "loopback"} {

@@ -27,11 +27,12 @@ func TestBreakerOpensRejectsAndCloses(t *testing.T) {
 		}
 	}))
 	events := make(chan circuitbreaker.StateChangedEvent, 16)
-	cb := resilience.NewCircuitBreaker(
-		resilience.WithFailureRate(0.5, 4, time.Minute),
-		resilience.WithOpenDelay(20*time.Millisecond),
-		resilience.WithHalfOpenSuccesses(2),
-		resilience.WithOnStateChange(func(e circuitbreaker.StateChangedEvent) { events <- e }))
+	cb := resilience.NewCircuitBreakerBuilder().
+		WithFailureRateThreshold(0.5, 4, time.Minute).
+		WithDelay(20 * time.Millisecond).
+		WithSuccessThreshold(2).
+		OnStateChanged(func(e circuitbreaker.StateChangedEvent) { events <- e }).
+		Build()
 	client := &http.Client{Transport: resilience.Transport(newTransport(t), cb)}
 	t.Cleanup(client.CloseIdleConnections)
 
@@ -91,7 +92,7 @@ func TestBreakerReopensOnHalfOpenFailure(t *testing.T) {
 	t.Parallel()
 	h, _ := statusSequence(503)
 	srv := newServer(t, h)
-	cb := resilience.NewCircuitBreaker(resilience.WithOpenDelay(time.Millisecond))
+	cb := resilience.NewCircuitBreakerBuilder().WithDelay(time.Millisecond).Build()
 	cb.Open()
 	for cb.RemainingDelay() > 0 {
 		<-time.After(cb.RemainingDelay())
@@ -119,8 +120,8 @@ func TestBreakerIgnoresClientErrorsAndCancellation(t *testing.T) {
 		<-r.Context().Done()
 	})
 	srv := newServer(t, mux)
-	cb := resilience.NewCircuitBreaker(resilience.WithFailureRate(0.5, 4, time.Minute))
-	rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry), cb)
+	cb := resilience.NewCircuitBreakerBuilder().WithFailureRateThreshold(0.5, 4, time.Minute).Build()
+	rt := resilience.Transport(newTransport(t), fastRetry().Build(), cb)
 
 	for _, code := range []int{400, 404, 409, 422, 500} {
 		for range 5 {

@@ -14,11 +14,12 @@ import (
 	"github.com/failsafe-go/failsafe-go/timeout"
 )
 
-// IdempotencyKeyHeader is the header that marks a request as safe to send more
-// than once, whatever its method: the server deduplicates on its value
-// (draft-ietf-httpapi-idempotency-key-header). net/http's Transport honours it
-// the same way.
-const IdempotencyKeyHeader = "Idempotency-Key"
+// idempotencyKey is the header that marks a request as safe to send more than
+// once, whatever its method: the server deduplicates on its value
+// (draft-ietf-httpapi-idempotency-key-header; idempotency.Header, written out
+// so that this package imports no other pier package). net/http's Transport
+// honours it the same way.
+const idempotencyKey = "Idempotency-Key"
 
 // xIdempotencyKey is the older spelling that net/http's Transport also accepts.
 const xIdempotencyKey = "X-Idempotency-Key"
@@ -138,7 +139,7 @@ func Idempotent(req *http.Request) bool {
 		http.MethodPut, http.MethodDelete:
 		return true
 	}
-	if _, ok := req.Header[IdempotencyKeyHeader]; ok {
+	if _, ok := req.Header[idempotencyKey]; ok {
 		return true
 	}
 	_, ok := req.Header[xIdempotencyKey]

@@ -129,7 +129,7 @@ func TestIdempotent(t *testing.T) {
 		{http.MethodPost, "", false},
 		{http.MethodPatch, "", false},
 		{"CONNECT", "", false},
-		{http.MethodPost, resilience.IdempotencyKeyHeader, true},
+		{http.MethodPost, "Idempotency-Key", true},
 		{http.MethodPatch, "X-Idempotency-Key", true},
 	}
 	for _, tt := range tests {

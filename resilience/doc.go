@@ -2,9 +2,11 @@
 // with HTTP defaults, one failure classifier, a policy-aware RoundTripper and
 // server-side load shedding.
 //
-// It wraps failsafe-go rather than abstracting it: every constructor returns
-// failsafe's own policy type, [Transport] accepts any
-// failsafe.Policy[*http.Response] beside them, and failsafe's errors
+// It wraps failsafe-go rather than abstracting it: it hands out failsafe's own
+// builders, preconfigured for HTTP as failsafehttp.NewRetryPolicyBuilder is, so
+// a policy is tuned with the builder methods failsafe users already know and
+// then built; [Transport] accepts any failsafe.Policy[*http.Response] beside
+// them; and failsafe's errors
 // ([circuitbreaker.ErrOpen], [budget.ErrExceeded], [timeout.ErrExceeded],
 // [bulkhead.ErrFull], ...) pass through unchanged, to be matched with
 // errors.Is; they become HTTP statuses only at the edge. The package imports only
@@ -21,23 +23,33 @@
 //
 // # Defaults and their sources
 //
-//   - [NewRetry]: 2 retries, only on failures, full-jitter exponential backoff
-//     from 25 ms (Envoy) to 1 s (gRPC A6's algorithm, AWS "Exponential Backoff
-//     and Jitter"); Retry-After honoured up to 10 s; the last real response is
-//     returned when retries run out.
-//   - [NewBudget]: retries and hedges at most 20% of executions in flight, with 3
-//     always allowed (Envoy's retry budget; Finagle's RetryBudget).
-//   - [NewCircuitBreaker]: opens at 50% failures of at least 20 executions in
-//     10 s, stays open 5 s, closes after 3 successful trials (Hystrix).
-//   - [NewTimeout]: 15 s per attempt unless given (Envoy's route timeout).
-//   - [NewHedge]: 1 hedge after the given delay, or after the recent p95
+//   - [NewRetryBuilder]: 2 retries, only on failures, full-jitter exponential
+//     backoff from 25 ms (Envoy) to 1 s (gRPC A6's algorithm, AWS "Exponential
+//     Backoff and Jitter"; [RetryDelay]); Retry-After honoured up to 10 s; the
+//     last real response is returned when retries run out.
+//   - [NewBudgetBuilder]: retries and hedges at most 20% of executions in
+//     flight, with 3 always allowed (Envoy's retry budget; Finagle's
+//     RetryBudget).
+//   - [NewCircuitBreakerBuilder]: opens at 50% failures of at least 20
+//     executions in 10 s, stays open 5 s, closes after 3 successful trials
+//     (Hystrix).
+//   - [NewTimeoutBuilder]: 15 s per attempt unless given (Envoy's route
+//     timeout).
+//   - [NewHedgeBuilder]: 1 hedge after the given delay, or after the recent p95
 //     latency ("The Tail at Scale").
-//   - [NewBulkhead]: 1024 concurrent executions (Envoy's max_requests).
-//   - [NewRateLimiter]: smooth spacing at the given rate.
-//   - [NewAdaptiveThrottler]: client-side throttling with K = 2 over 2 minutes
-//     (Google SRE book, "Handling Overload").
+//   - [NewBulkheadBuilder]: 1024 concurrent executions (Envoy's max_requests).
+//   - [NewRateLimiterBuilder]: smooth spacing at the given rate.
+//   - [NewAdaptiveThrottlerBuilder]: client-side throttling with K = 2 over 2
+//     minutes (Google SRE book, "Handling Overload").
 //   - [Shed]: failsafe's adaptive concurrency limit, 1 to 200 starting at 20;
 //     503 with Retry-After: 1 and a problem+json body beyond it.
+//
+// Every builder is failsafe's, so its methods change any default:
+//
+//	retry := resilience.NewRetryBuilder().
+//		WithMaxRetries(3).
+//		WithBudget(resilience.NewBudgetBuilder().Build()).
+//		Build()
 //
 // docs/resilience.md explains each default and how to change it.
 //
@@ -48,10 +60,14 @@
 //
 //	fallback := fallback.NewWithResult[*http.Response](cached)
 //	rt := resilience.Transport(http.DefaultTransport,
-//		fallback, resilience.NewRetry(), resilience.NewCircuitBreaker(), resilience.NewTimeout(2*time.Second))
+//		fallback,
+//		resilience.NewRetryBuilder().Build(),
+//		resilience.NewCircuitBreakerBuilder().Build(),
+//		resilience.NewTimeoutBuilder(2*time.Second).Build())
 //
-// Retry and hedge policies, whoever built them, apply only to idempotent
-// requests with replayable bodies; everything else is sent once through the
+// Retry and hedge policies, whoever built them (and policies that wrap one and
+// say so with an Unwrap method), apply only to idempotent requests with
+// replayable bodies; everything else is sent once through the
 // remaining policies. Per-attempt logic (choosing an instance, per-instance
 // breakers) belongs in the next RoundTripper: Transport calls it once per
 // attempt, with a request whose context derives from the caller's.

@@ -28,8 +28,8 @@ func TestHedgeSlowFirstAttempt(t *testing.T) {
 		fmt.Fprint(w, "hedge")
 	}))
 	var hedges atomic.Int64
-	rt := resilience.Transport(newTransport(t), resilience.NewHedge(hedgeDelay,
-		resilience.WithOnHedge(func(failsafe.ExecutionEvent[*http.Response]) { hedges.Add(1) })))
+	rt := resilience.Transport(newTransport(t), resilience.NewHedgeBuilder(hedgeDelay).
+		OnHedge(func(failsafe.ExecutionEvent[*http.Response]) { hedges.Add(1) }).Build())
 	code, body := get(t, rt, srv.URL)
 	if code != 200 || body != "hedge" {
 		t.Fatalf("got %d %q, want the hedge's 200", code, body)
@@ -51,8 +51,8 @@ func TestHedgeNeverForNonIdempotent(t *testing.T) {
 		<-release
 	}))
 	var hedges atomic.Int64
-	rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry), resilience.NewHedge(hedgeDelay,
-		resilience.WithOnHedge(func(failsafe.ExecutionEvent[*http.Response]) { hedges.Add(1) })))
+	rt := resilience.Transport(newTransport(t), fastRetry().Build(), resilience.NewHedgeBuilder(hedgeDelay).
+		OnHedge(func(failsafe.ExecutionEvent[*http.Response]) { hedges.Add(1) }).Build())
 	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("order"))
 	errc := make(chan error, 1)
 	go func() {

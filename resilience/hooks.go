@@ -1,7 +1,7 @@
 package resilience
 
-// chain returns a hook that runs prev, then fn: how the With...On... options
-// add hooks rather than replace them. A nil fn adds nothing.
+// chain returns a hook that runs prev, then fn: how [WithOnShed] adds hooks
+// rather than replacing them. A nil fn adds nothing.
 func chain[E any](prev, fn func(E)) func(E) {
 	switch {
 	case fn == nil:

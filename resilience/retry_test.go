@@ -16,12 +16,15 @@ import (
 
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/budget"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
 
 	"github.com/pier-go/pier/resilience"
 )
 
-// fastRetry keeps backoffs short in tests.
-var fastRetry = resilience.WithBackoff(time.Millisecond, 2*time.Millisecond)
+// fastRetry returns NewRetryBuilder with backoffs kept short for tests.
+func fastRetry() retrypolicy.Builder[*http.Response] {
+	return resilience.NewRetryBuilder().WithDelayFunc(resilience.RetryDelay(time.Millisecond, 2*time.Millisecond))
+}
 
 // statusSequence answers the statuses in turn, then the last one forever, and
 // counts the requests it served.
@@ -39,7 +42,7 @@ func TestRetrySucceedsOnThirdAttempt(t *testing.T) {
 	t.Parallel()
 	h, attempts := statusSequence(503, 503, 200)
 	srv := newServer(t, h)
-	rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry))
+	rt := resilience.Transport(newTransport(t), fastRetry().Build())
 	code, body := get(t, rt, srv.URL)
 	if code != 200 || attempts.Load() != 3 {
 		t.Fatalf("got %d %q after %d attempts, want 200 after 3", code, body, attempts.Load())
@@ -50,7 +53,7 @@ func TestRetryReturnsLastFailure(t *testing.T) {
 	t.Parallel()
 	h, attempts := statusSequence(503)
 	srv := newServer(t, h)
-	rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry))
+	rt := resilience.Transport(newTransport(t), fastRetry().Build())
 	code, body := get(t, rt, srv.URL)
 	if code != 503 || body != "attempt 3: 503" || attempts.Load() != 3 {
 		t.Fatalf("got %d %q after %d attempts, want the third attempt's 503", code, body, attempts.Load())
@@ -64,7 +67,7 @@ func TestRetryLeavesNonFailuresAlone(t *testing.T) {
 			t.Parallel()
 			h, attempts := statusSequence(code)
 			srv := newServer(t, h)
-			rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry))
+			rt := resilience.Transport(newTransport(t), fastRetry().Build())
 			if got, _ := get(t, rt, srv.URL); got != code || attempts.Load() != 1 {
 				t.Fatalf("got %d after %d attempts, want %d after 1", got, attempts.Load(), code)
 			}
@@ -102,13 +105,13 @@ func TestRetryOnlyIdempotentRequests(t *testing.T) {
 					w.WriteHeader(http.StatusServiceUnavailable)
 				}
 			}))
-			rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry))
+			rt := resilience.Transport(newTransport(t), fastRetry().Build())
 			req, err := http.NewRequest(tt.method, srv.URL, tt.body())
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tt.key {
-				req.Header.Set(resilience.IdempotencyKeyHeader, "order-7")
+				req.Header.Set("Idempotency-Key", "order-7")
 			}
 			resp, err := rt.RoundTrip(req)
 			if err != nil {
@@ -146,10 +149,10 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 		}
 	}))
 	var delays []time.Duration
-	rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry,
-		resilience.WithOnRetryScheduled(func(e failsafe.ExecutionScheduledEvent[*http.Response]) {
+	rt := resilience.Transport(newTransport(t), fastRetry().
+		OnRetryScheduled(func(e failsafe.ExecutionScheduledEvent[*http.Response]) {
 			delays = append(delays, e.Delay) // the retry loop is sequential
-		})))
+		}).Build())
 	if code, _ := get(t, rt, srv.URL); code != 200 {
 		t.Fatalf("status %d, want 200", code)
 	}
@@ -183,7 +186,7 @@ func TestRetryAfterBeyondWhatThePolicyWaits(t *testing.T) {
 				w.Header().Set("Retry-After", tt.retryAfter)
 				w.WriteHeader(http.StatusTooManyRequests)
 			}))
-			rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry))
+			rt := resilience.Transport(newTransport(t), fastRetry().Build())
 			ctx := context.Background()
 			if tt.deadline > 0 {
 				var cancel context.CancelFunc
@@ -210,12 +213,12 @@ func TestRetryBackoffIsFullJitter(t *testing.T) {
 	srv := newServer(t, h)
 	base, ceiling := time.Millisecond, 4*time.Millisecond
 	var delays []time.Duration
-	rt := resilience.Transport(newTransport(t), resilience.NewRetry(
-		resilience.WithMaxRetries(5),
-		resilience.WithBackoff(base, ceiling),
-		resilience.WithOnRetryScheduled(func(e failsafe.ExecutionScheduledEvent[*http.Response]) {
+	rt := resilience.Transport(newTransport(t), resilience.NewRetryBuilder().
+		WithMaxRetries(5).
+		WithDelayFunc(resilience.RetryDelay(base, ceiling)).
+		OnRetryScheduled(func(e failsafe.ExecutionScheduledEvent[*http.Response]) {
 			delays = append(delays, e.Delay)
-		})))
+		}).Build())
 	get(t, rt, srv.URL)
 	if len(delays) != 5 {
 		t.Fatalf("%d retries scheduled, want 5", len(delays))
@@ -236,7 +239,7 @@ func TestRetryNotOnCallerCancellation(t *testing.T) {
 		arrived <- struct{}{}
 		<-r.Context().Done()
 	}))
-	rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry))
+	rt := resilience.Transport(newTransport(t), fastRetry().Build())
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
 	errc := make(chan error, 1)
@@ -271,7 +274,7 @@ func TestRetryReusesConnection(t *testing.T) {
 		}
 		fmt.Fprint(w, "ok")
 	}))
-	rt := resilience.Transport(newTransport(t), resilience.NewRetry(fastRetry))
+	rt := resilience.Transport(newTransport(t), fastRetry().Build())
 	const calls = 5
 	for range calls {
 		if code, _ := get(t, rt, srv.URL); code != 200 {
@@ -323,8 +326,8 @@ func TestRetryBudgetBoundsAttempts(t *testing.T) {
 	}
 	t.Cleanup(releaseWave)
 
-	b := resilience.NewBudget(resilience.WithMaxRate(maxRate))
-	rt := resilience.Transport(newTransport(t), resilience.NewRetry(resilience.WithRetryBudget(b), fastRetry))
+	b := resilience.NewBudgetBuilder().WithMaxRate(maxRate).Build()
+	rt := resilience.Transport(newTransport(t), fastRetry().WithBudget(b).Build())
 	done := make(chan error, n)
 	for range n {
 		go func() {
@@ -390,15 +393,15 @@ func TestRetryBudgetErrorThroughClient(t *testing.T) {
 	t.Parallel()
 	h, _ := statusSequence(503)
 	srv := newServer(t, h)
-	b := resilience.NewBudget(resilience.WithMaxRate(0.01), resilience.WithMinConcurrency(1))
+	b := resilience.NewBudgetBuilder().WithMaxRate(0.01).WithMinConcurrency(1).Build()
 	// Hold the budget's only permit, as a concurrent retry would.
 	hold, held, holderDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	holder := resilience.Transport(newTransport(t), resilience.NewRetry(resilience.WithRetryBudget(b),
-		resilience.WithBackoff(time.Millisecond, time.Millisecond),
-		resilience.WithOnRetry(func(failsafe.ExecutionEvent[*http.Response]) {
+	holder := resilience.Transport(newTransport(t), resilience.NewRetryBuilder().WithBudget(b).
+		WithDelayFunc(resilience.RetryDelay(time.Millisecond, time.Millisecond)).
+		OnRetry(func(failsafe.ExecutionEvent[*http.Response]) {
 			once.Do(func() { close(held); <-hold })
-		})))
+		}).Build())
 	go func() {
 		defer close(holderDone)
 		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
@@ -410,10 +413,46 @@ func TestRetryBudgetErrorThroughClient(t *testing.T) {
 	defer func() { close(hold); <-holderDone }()
 
 	client := &http.Client{Transport: resilience.Transport(newTransport(t),
-		resilience.NewRetry(resilience.WithRetryBudget(b), fastRetry))}
+		fastRetry().WithBudget(b).Build())}
 	_, err := client.Get(srv.URL)
 	var ue *url.Error
 	if !errors.As(err, &ue) || ue.Err != budget.ErrExceeded {
 		t.Fatalf("err = %#v, want *url.Error{Err: budget.ErrExceeded}", err)
+	}
+}
+
+// TestHugeRetryAfterOverflow is the regression test for a Retry-After
+// so large that converting it to a time.Duration overflowed: 9223372037
+// seconds became a negative delay and 18446744074 a delay of 0.29 s, so a
+// server asking for a long pause was retried at once. A Retry-After past the
+// cap, however large, stops the retries and returns the response.
+func TestHugeRetryAfterOverflow(t *testing.T) {
+	t.Parallel()
+	for _, retryAfter := range []string{
+		"11",                   // just past the 10 s cap
+		"9223372037",           // * time.Second overflows to a negative delay
+		"18446744074",          // * time.Second wraps to 0.29 s
+		"99999999999999999999", // past int64 altogether
+	} {
+		t.Run(retryAfter, func(t *testing.T) {
+			t.Parallel()
+			var attempts atomic.Int64
+			srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				attempts.Add(1)
+				w.Header().Set("Retry-After", retryAfter)
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}))
+			rt := resilience.Transport(newTransport(t), fastRetry().Build())
+			req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != retryAfter || attempts.Load() != 1 {
+				t.Fatalf("got %d (Retry-After %q) after %d attempts, want the 503 at once, not retried",
+					resp.StatusCode, resp.Header.Get("Retry-After"), attempts.Load())
+			}
+		})
 	}
 }

@@ -11,46 +11,28 @@ import (
 	"github.com/pier-go/pier/problem"
 )
 
-// Shed defaults: failsafe-go's adaptive limiter limits, and the shortest
-// Retry-After the header can express.
-const (
-	defaultShedMin        = 1
-	defaultShedMax        = 200
-	defaultShedInitial    = 20
-	defaultShedRetryAfter = time.Second
-)
+// defaultShedRetryAfter is the shortest Retry-After the header can express.
+const defaultShedRetryAfter = time.Second
 
 // ShedOption configures [Shed].
 type ShedOption func(*shedConfig)
 
 type shedConfig struct {
-	limiter           adaptivelimiter.AdaptiveLimiter[*http.Response]
-	min, max, initial uint
-	maxWait           time.Duration
-	retryAfter        time.Duration
-	onShed            func(*http.Request)
+	limiter    adaptivelimiter.AdaptiveLimiter[*http.Response]
+	maxWait    time.Duration
+	retryAfter time.Duration
+	onShed     func(*http.Request)
 }
 
-// WithShedLimits sets the adaptive concurrency limit's floor, ceiling and
-// starting point. The defaults are failsafe-go's: 1, 200 and 20. The limit then
-// moves between floor and ceiling as the limiter watches latency: it falls when
-// recent latencies (p90 over windows of 1 to 30 s and at least 50 requests)
-// trend up against their baseline, which is what queueing looks like, and rises,
-// to at most 5 times the requests in flight, while they do not. Values that are
-// not ordered min <= initial <= max, or a zero max, mean the defaults.
-func WithShedLimits(min, max, initial uint) ShedOption {
-	return func(c *shedConfig) {
-		if max == 0 || min > initial || initial > max {
-			return
-		}
-		c.min, c.max, c.initial = min, max, initial
-	}
-}
-
-// WithShedLimiter makes Shed use l, built with failsafe-go's adaptivelimiter
-// package, instead of building one: to tune what WithShedLimits does not
-// (queueing, windows, a logger), or to read its Limit and Inflight for metrics.
-// WithShedLimits is then ignored. The default is a limiter Shed builds.
+// WithShedLimiter makes Shed use l, built with failsafe-go's
+// adaptivelimiter.NewBuilder, instead of building one: to tune its limits
+// (WithLimits), windows, queueing or logger, or to read its Limit and Inflight
+// for metrics. The default is adaptivelimiter.NewBuilder's limiter, whose
+// concurrency limit starts at 20 and moves between 1 and 200 as it watches
+// latency: it falls when recent latencies (p90 over windows of 1 to 30 s and
+// at least 50 requests) trend up against their baseline, which is what
+// queueing looks like, and rises, to at most 5 times the requests in flight,
+// while they do not. A nil l means the default.
 func WithShedLimiter(l adaptivelimiter.AdaptiveLimiter[*http.Response]) ShedOption {
 	return func(c *shedConfig) { c.limiter = l }
 }
@@ -66,7 +48,7 @@ func WithShedMaxWait(d time.Duration) ShedOption {
 
 // WithShedRetryAfter sets the Retry-After that a shed request is answered with,
 // rounded up to whole seconds. The default is 1 s, the shortest the header can
-// say: the limiter adapts within seconds, and [NewRetry] honours up to 10 s. d <=
+// say: the limiter adapts within seconds, and [NewRetryBuilder] honours up to 10 s. d <=
 // 0 means the default.
 func WithShedRetryAfter(d time.Duration) ShedOption {
 	return func(c *shedConfig) {
@@ -86,10 +68,10 @@ func WithOnShed(fn func(*http.Request)) ShedOption {
 // Shed returns server-side load-shedding middleware built on failsafe-go's
 // adaptive concurrency limiter: a request runs only when the number of requests
 // in flight is under the limit, which the limiter adapts to the latency it
-// observes (see [WithShedLimits]); any other request is answered at once (or
+// observes (see [WithShedLimiter]); any other request is answered at once (or
 // after [WithShedMaxWait]) with 503 Service Unavailable, a Retry-After header (1 s by default) and an RFC 9457
 // problem+json body. Rejecting early and cheaply keeps latency flat for the
-// requests that are admitted, and a 503 is what [IsFailure] and [NewRetry]
+// requests that are admitted, and a 503 is what [IsFailure] and [NewRetryBuilder]
 // expect of an overloaded instance, so the caller retries elsewhere.
 //
 // failsafehttp.NewHandler is not used: it answers limiter rejections with 429 in
@@ -101,7 +83,7 @@ func WithOnShed(fn func(*http.Request)) ShedOption {
 // concurrent use; each call of Shed has its own limiter unless WithShedLimiter
 // shares one.
 func Shed(opts ...ShedOption) func(http.Handler) http.Handler {
-	c := shedConfig{min: defaultShedMin, max: defaultShedMax, initial: defaultShedInitial, retryAfter: defaultShedRetryAfter}
+	c := shedConfig{retryAfter: defaultShedRetryAfter}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&c)
@@ -109,7 +91,7 @@ func Shed(opts ...ShedOption) func(http.Handler) http.Handler {
 	}
 	limiter := c.limiter
 	if limiter == nil {
-		limiter = adaptivelimiter.NewBuilder[*http.Response]().WithLimits(c.min, c.max, c.initial).Build()
+		limiter = adaptivelimiter.NewBuilder[*http.Response]().Build()
 	}
 	seconds := int64(math.Ceil(c.retryAfter.Seconds()))
 	retryAfter := strconv.FormatInt(seconds, 10)

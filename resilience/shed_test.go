@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
+
 	"github.com/pier-go/pier/resilience"
 )
 
@@ -15,7 +17,7 @@ func TestShedAboveTheLimit(t *testing.T) {
 	arrived := make(chan struct{}, limit+extra)
 	release := make(chan struct{})
 	var shed atomic.Int64
-	h := resilience.Shed(resilience.WithShedLimits(limit, limit, limit),
+	h := resilience.Shed(resilience.WithShedLimiter(adaptivelimiter.NewBuilder[*http.Response]().WithLimits(limit, limit, limit).Build()),
 		resilience.WithOnShed(func(*http.Request) { shed.Add(1) }))(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			arrived <- struct{}{}

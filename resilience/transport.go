@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 	"sync/atomic"
 
 	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/hedgepolicy"
 	"github.com/failsafe-go/failsafe-go/policy"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 )
@@ -19,12 +19,6 @@ import (
 // buffers so that it can send it again.
 const maxReplayBody = 1 << 20
 
-// Packages whose policies send a request more than once.
-const (
-	retryPolicyPkg = "github.com/failsafe-go/failsafe-go/retrypolicy"
-	hedgePolicyPkg = "github.com/failsafe-go/failsafe-go/hedgepolicy"
-)
-
 var (
 	errNotReplayable = errors.New("resilience: the request body cannot be sent again")
 	errNoResponse    = errors.New("resilience: the policies returned neither a response nor an error")
@@ -32,11 +26,16 @@ var (
 
 // Transport returns an [http.RoundTripper] that sends each request through next
 // (http.DefaultTransport when nil) under the policies, composed as
-// failsafe.With composes them: the first is outermost. Any
-// failsafe.Policy[*http.Response] may be mixed in beside this package's; the
-// usual order is
+// failsafe.With composes them: the first is outermost; nil policies are
+// skipped. Any failsafe.Policy[*http.Response] may be mixed in beside those
+// this package's builders build; the usual order is retry, hedge, breaker,
+// timeout:
 //
-//	Transport(next, NewRetry(), NewHedge(d), NewCircuitBreaker(), NewTimeout(t))
+//	Transport(next,
+//		resilience.NewRetryBuilder().Build(),
+//		resilience.NewHedgeBuilder(d).Build(),
+//		resilience.NewCircuitBreakerBuilder().Build(),
+//		resilience.NewTimeoutBuilder(t).Build())
 //
 // Errors pass through unchanged: failsafe's (such as [circuitbreaker.ErrOpen],
 // [budget.ErrExceeded] and [timeout.ErrExceeded]) and next's alike; when the
@@ -44,15 +43,24 @@ var (
 //
 // # Which requests are sent more than once
 //
-// Retry and hedge policies (those from failsafe-go's retrypolicy and hedgepolicy
-// packages, which includes [NewRetry] and [NewHedge]) apply only to requests
-// that are [Idempotent] and whose body can be sent again; every other request
-// runs through the remaining policies alone, exactly once. A body can be sent
-// again when the request has none, or has GetBody (http.NewRequest sets it for
-// bytes and strings readers), or is at most 1 MiB: such a body is read into
-// memory before the first attempt. A larger body without GetBody is streamed once,
+// Retry and hedge policies apply only to requests that are [Idempotent] and
+// whose body can be sent again; every other request runs through the remaining
+// policies alone, exactly once. A policy counts as one when failsafe-go's
+// retrypolicy or hedgepolicy builders built it, as [NewRetryBuilder] and
+// [NewHedgeBuilder] do, or when it wraps one and says so with a method
+//
+//	Unwrap() failsafe.Policy[*http.Response]
+//
+// so that a decorator of a user's own is not missed. A body can be sent again
+// when the request has none, or has GetBody (http.NewRequest sets it for bytes
+// and strings readers), or is at most 1 MiB: such a body is read into memory
+// before the first attempt. A larger body without GetBody is streamed once,
 // with no retry or hedge. The executors for both kinds of request are built
 // here, once.
+//
+// A request sent once never meets the retry or hedge policy's budget either:
+// it takes no permit, is never refused with [budget.ErrExceeded], and is not
+// counted among the executions in flight that the budget's rate is a share of.
 //
 // # Attempts
 //
@@ -91,17 +99,31 @@ func Transport(next http.RoundTripper, policies ...failsafe.Policy[*http.Respons
 	return t
 }
 
-// sendsAgain reports whether p is a retry or hedge policy. failsafe-go's policy
-// types are unexported and its RetryPolicy and HedgePolicy interfaces are just
-// failsafe.Policy, so the package the type comes from is what identifies them.
+// sendsAgain reports whether p is a retry or hedge policy, or wraps one.
+// failsafe-go's RetryPolicy and HedgePolicy interfaces are just
+// failsafe.Policy, which every policy satisfies, but its retry and hedge
+// policies keep their builder's methods, Build among them, and no other kind
+// of policy builds a RetryPolicy or a HedgePolicy.
 func sendsAgain(p failsafe.Policy[*http.Response]) bool {
-	t := reflect.TypeOf(p)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.PkgPath() {
-	case retryPolicyPkg, hedgePolicyPkg:
-		return true
+	for range 32 { // bounded: a policy that unwraps to itself must not hang us
+		switch q := p.(type) {
+		case interface {
+			Build() retrypolicy.RetryPolicy[*http.Response]
+		}:
+			return true
+		case interface {
+			Build() hedgepolicy.HedgePolicy[*http.Response]
+		}:
+			return true
+		case interface {
+			Unwrap() failsafe.Policy[*http.Response]
+		}:
+			if p = q.Unwrap(); p == nil {
+				return false
+			}
+		default:
+			return false
+		}
 	}
 	return false
 }
@@ -250,8 +272,8 @@ func (c *call) closeUnsent() {
 // attempt sends one attempt.
 func (c *call) attempt(exec failsafe.Execution[*http.Response]) (*http.Response, error) {
 	if exec.IsRetry() {
-		// NewRetry closes the response it discards; a retry policy built
-		// elsewhere may not. Closing twice is harmless.
+		// RetryDelay closes the response it discards; a retry policy with
+		// another delay may not. Closing twice is harmless.
 		drainClose(exec.LastResult())
 	}
 	ctx := exec.Context()

@@ -7,6 +7,7 @@
 #
 #   scripts/loadtest.sh [rounds] [seconds] [modes...]
 #   scripts/loadtest.sh 5 5 bare service service-nolog service-min
+#   scripts/loadtest.sh 5 5 proxy gateway   # the gateway against a bare reverse proxy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,14 +28,24 @@ port=$((20000 + RANDOM % 20000))
 declare -A results
 for ((r = 1; r <= rounds; r++)); do
 	for m in "${modes[@]}"; do
-		taskset -c 0 .cache/bin/benchserver -mode "$m" -addr "127.0.0.1:$port" &
+		token=.cache/bench-token
+		rm -f "$token"
+		taskset -c 0 .cache/bin/benchserver -mode "$m" -addr "127.0.0.1:$port" -token-file "$token" &
 		pid=$!
+		auth=()
 		for _ in $(seq 100); do # wait until it answers, at most 10 s
-			curl -fs "http://127.0.0.1:$port/users/42" >/dev/null 2>&1 && break
+			[ -s "$token" ] && auth=(-H "Authorization: Bearer $(cat "$token")")
+			curl -fs "${auth[@]}" "http://127.0.0.1:$port/users/42" >/dev/null 2>&1 && break
 			sleep 0.1
 		done
-		rps=$(taskset -c 1 wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:$port/users/42" |
-			awk '/Requests\/sec/ {print $2}')
+		out=$(taskset -c 1 wrk -t1 -c64 -d"${secs}s" "${auth[@]}" "http://127.0.0.1:$port/users/42")
+		if grep -q 'Non-2xx' <<<"$out"; then # a refused request is cheap: it must not count
+			kill "$pid"
+			echo "loadtest: $m answered errors:" >&2
+			echo "$out" >&2
+			exit 1
+		fi
+		rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
 		kill "$pid"
 		wait "$pid" 2>/dev/null || true
 		results[$m]+="$rps "

@@ -21,15 +21,17 @@ func (s *Service) AdminAddr() net.Addr {
 	return nil
 }
 
-// adminMux returns the admin listener's routes: the metrics endpoint at path
-// when metrics is not nil, and the profiles with pprof.
-func adminMux(metrics http.Handler, path string, pprof bool) (_ *http.ServeMux, err error) {
+// adminMux returns the admin listener's routes: the health detail with each
+// check's error, the metrics endpoint at path when metrics is not nil, and the
+// profiles with pprof.
+func adminMux(detail, metrics http.Handler, path string, pprof bool) (_ *http.ServeMux, err error) {
 	mux := http.NewServeMux()
 	defer func() { // ServeMux panics on a bad or conflicting pattern
 		if v := recover(); v != nil {
 			err = fmt.Errorf("admin routes: %v", v)
 		}
 	}()
+	mux.Handle("GET "+HealthPath, detail)
 	if metrics != nil {
 		mux.Handle("GET "+path, metrics)
 	}
@@ -39,8 +41,8 @@ func adminMux(metrics http.Handler, path string, pprof bool) (_ *http.ServeMux, 
 	return mux, nil
 }
 
-// adminServer serves the metrics and profiling endpoints on the admin
-// listener, away from the public one.
+// adminServer serves the health detail, metrics and profiling endpoints on
+// the admin listener, away from the public one.
 type adminServer struct {
 	ln     net.Listener
 	srv    *http.Server

@@ -69,8 +69,8 @@ func BenchmarkStack(b *testing.B) {
 	}{
 		{"bare", func(*testing.B) http.Handler { return bare }},
 		{"default+otel-off", func(b *testing.B) http.Handler { return newSvc(b) }},
-		{"no-access-log", func(b *testing.B) http.Handler { return newSvc(b, service.WithAccessLog(false)) }},
-		{"no-metrics", func(b *testing.B) http.Handler { return newSvc(b, service.WithMetricsPath("")) }},
+		{"no-access-log", func(b *testing.B) http.Handler { return newSvc(b, service.WithoutAccessLog()) }},
+		{"no-metrics", func(b *testing.B) http.Handler { return newSvc(b, service.WithoutMetricsEndpoint()) }},
 		{"tracing-1%", func(b *testing.B) http.Handler { return newSvc(b, sampled(b, sdktrace.TraceIDRatioBased(0.01))) }},
 		{"tracing-always", func(b *testing.B) http.Handler { return newSvc(b, sampled(b, sdktrace.AlwaysSample())) }},
 	}

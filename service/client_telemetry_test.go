@@ -28,7 +28,7 @@ func TestClientContinuesTheServersTrace(t *testing.T) {
 			t.Fatal(err)
 		}
 		base := []service.Option{service.WithListener(ln), service.WithRegistry(reg), service.WithTracerProvider(tp),
-			service.WithLogger(slog.New(slog.DiscardHandler)), service.WithShutdown(0, waitFor)}
+			service.WithLogger(slog.New(slog.DiscardHandler)), service.WithoutDrainDelay(), service.WithShutdown(0, waitFor)}
 		svc, err := service.New(name, append(base, opts...)...)
 		if err != nil {
 			t.Fatal(err)

@@ -47,7 +47,7 @@ func TestDeadlineCrossesThreeHops(t *testing.T) {
 		}
 		svc, err := service.New(name, service.WithListener(ln), service.WithRegistry(reg),
 			service.WithLogger(slog.New(slog.DiscardHandler)), service.WithRequestTimeout(timeout),
-			service.WithShutdown(0, waitFor))
+			service.WithoutDrainDelay(), service.WithShutdown(0, waitFor))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +117,7 @@ func TestWithResolverSeparatesResolvingFromRegistering(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, err := service.New("orders", service.WithListener(ln), service.WithRegistry(registered),
-		service.WithResolver(static), service.WithLogger(slog.New(slog.DiscardHandler)), service.WithShutdown(0, waitFor))
+		service.WithResolver(static), service.WithLogger(slog.New(slog.DiscardHandler)), service.WithoutDrainDelay(), service.WithShutdown(0, waitFor))
 	if err != nil {
 		t.Fatal(err)
 	}

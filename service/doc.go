@@ -18,8 +18,10 @@
 // OnStart hooks in order and serves; readiness is true from then on while every
 // critical check passes. When its context ends it turns unready and turns
 // keep-alives off, keeps serving for the drain delay so that load balancers move
-// away, shuts the server down within a timeout while in-flight requests finish,
-// and runs the OnStop hooks in reverse. See [WithShutdown] and [Hook].
+// away (deregistering meanwhile), shuts the server down within a timeout while
+// in-flight requests finish, and runs the OnStop hooks in reverse within a stop
+// timeout: Run returns within the sum of the configured times. See
+// [WithShutdown] and [WithStopTimeout].
 //
 // # Middleware
 //
@@ -35,7 +37,9 @@
 // # Health
 //
 // Every Service serves GET /health/live, GET /health/ready and GET /health from a
-// [health.Monitor]: see [WithHealthCheck] and [Service.Health].
+// [health.Monitor]: see [WithHealthCheck] and [Service.Health]. On the public
+// listener they name each check and its status, never its error, which can name
+// internal hosts; the admin listener ([WithAdminAddr]) serves the full report.
 //
 // # Calling other services
 //

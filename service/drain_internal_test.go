@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/discovery/discoverytest"
 	"github.com/pier-go/pier/health"
 )
 
 // TestDrainServesWhileUnready holds a Service in its drain delay (the drain
-// timer is the test's) and looks at it from outside: it has left the registry,
+// timer is the test's) and looks at it from outside: it leaves the registry,
 // readiness is 503, liveness 200, and new requests are still served, with
 // keep-alives off so callers move on.
 func TestDrainServesWhileUnready(t *testing.T) {
@@ -56,18 +57,9 @@ func TestDrainServesWhileUnready(t *testing.T) {
 	if code, _ := getStatus(ReadyPath); code != http.StatusOK {
 		t.Fatalf("ready while serving = %d, want 200", code)
 	}
-	watchCtx, stopWatch := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stopWatch()
-	var version uint64
-	for { // until registered: Memory.Watch wakes on every change
-		set, v, err := reg.Watch(watchCtx, "test", version)
-		if err != nil {
-			t.Fatalf("the instance was not registered: %v", err)
-		}
-		if version = v; len(set) == 1 {
-			break
-		}
-	}
+	discoverytest.WaitResolve(t, reg, "test", "the instance is registered", func(set []discovery.Instance, _ error) bool {
+		return len(set) == 1
+	})
 
 	cancel()
 	select {
@@ -81,10 +73,9 @@ func TestDrainServesWhileUnready(t *testing.T) {
 	if got := svc.Health().State(); got != health.StateDraining {
 		t.Fatalf("state during drain = %v, want draining", got)
 	}
-	// Deregistered before the drain, so while the listener still serves.
-	if got, err := reg.Resolve(context.Background(), "test"); !errors.Is(err, discovery.ErrNoInstances) {
-		t.Fatalf("during the drain the registry still has %v", got)
-	}
+	// Deregistered during the drain, so while the listener still serves.
+	discoverytest.WaitResolve(t, reg, "test", "the instance is deregistered during the drain",
+		func(_ []discovery.Instance, err error) bool { return errors.Is(err, discovery.ErrNoInstances) })
 	if code, _ := getStatus(ReadyPath); code != http.StatusServiceUnavailable {
 		t.Fatalf("ready during drain = %d, want 503", code)
 	}

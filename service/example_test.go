@@ -31,7 +31,7 @@ func ExampleNew() {
 	svc, err := service.New("users",
 		service.WithListener(ln),
 		service.WithLogger(slog.New(slog.DiscardHandler)),
-		service.WithShutdown(0, 5*time.Second), // no drain delay: nothing routes to it
+		service.WithoutDrainDelay(), service.WithShutdown(0, 5*time.Second), // no drain delay: nothing routes to it
 	)
 	if err != nil {
 		fmt.Println(err)
@@ -196,7 +196,7 @@ func ExampleWithRegistry() {
 		service.WithLogger(slog.New(slog.DiscardHandler)),
 		service.WithRegistry(reg),
 		service.WithInstanceID("users-1"),
-		service.WithShutdown(0, 5*time.Second),
+		service.WithoutDrainDelay(), service.WithShutdown(0, 5*time.Second),
 	)
 	if err != nil {
 		fmt.Println(err)
@@ -207,9 +207,11 @@ func ExampleWithRegistry() {
 	go func() { done <- svc.Run(ctx) }()
 
 	var set []discovery.Instance
-	var version uint64
-	for len(set) == 0 && err == nil { // Watch wakes on every change
-		set, version, err = reg.Watch(ctx, "users", version)
+	for range 500 { // registration runs in the background: look for 5 s at most
+		if set, _ = reg.Resolve(ctx, "users"); len(set) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	fmt.Println("registered:", set[0].ID, set[0].Addr == ln.Addr().String())
 
@@ -221,4 +223,24 @@ func ExampleWithRegistry() {
 	// registered: users-1 true
 	// Run returned: <nil>
 	// after stop: true
+}
+
+// A handler inside a Service reads its request's ID to put it in its own
+// calls or records; the access log and every problem carry it already.
+func ExampleRequestIDFromContext() {
+	svc, err := service.New("users", service.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	svc.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "request ", service.RequestIDFromContext(r.Context()))
+	})
+	req := httptest.NewRequest("GET", "/whoami", nil)
+	req.Header.Set(service.RequestIDHeader, "req-7")
+	rec := httptest.NewRecorder()
+	svc.ServeHTTP(rec, req)
+	fmt.Println(rec.Body)
+	// Output:
+	// request req-7
 }

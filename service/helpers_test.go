@@ -92,7 +92,7 @@ func start(tb testing.TB, register func(*service.Service), opts ...service.Optio
 	base := []service.Option{
 		service.WithListener(ln),
 		service.WithLogger(newLogger(logs)),
-		service.WithShutdown(0, waitFor),
+		service.WithoutDrainDelay(), service.WithShutdown(0, waitFor),
 	}
 	svc, err := service.New("test", append(base, opts...)...)
 	if err != nil {

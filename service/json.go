@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -38,6 +39,8 @@ import (
 //   - 413 when the body is longer than the limit: the one the [BodyLimit]
 //     middleware ([WithBodyLimit]) put on the body when it wrapped it, else
 //     [DefaultBodyLimit].
+//   - 408 when the body has not arrived by the request's deadline (inside a
+//     Service, or behind [Timeout], the deadline bounds reading the body).
 //   - 400 for an empty body, malformed or truncated JSON (with the byte offset of
 //     a syntax error), a value of the wrong JSON type for its field (naming the
 //     field path, the JSON type sent and the Go type expected), an unknown field,
@@ -95,6 +98,8 @@ func statusAndDetail(err error) (int, string) {
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, tooLargeDetail(tooLarge)
+	case errors.Is(err, os.ErrDeadlineExceeded): // the read deadline that Timeout sets
+		return http.StatusRequestTimeout, "the request body did not arrive within the request's deadline"
 	case errors.Is(err, io.EOF):
 		return http.StatusBadRequest, "request body is empty"
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -208,7 +208,9 @@ func accessLog(logger *slog.Logger, quiet func(route string) bool) func(http.Han
 // must honour ctx.Done() (every net/http, database/sql and pier client call
 // does); when a handler returns after the deadline without having written a
 // response, the middleware answers 503 with a problem body. A handler that had
-// already started its response keeps it. Unlike http.TimeoutHandler it buffers
+// already started its response keeps it. The deadline also bounds reading the
+// request body: a body that has not arrived by then fails to read, and
+// [DecodeJSON] answers 408. Unlike http.TimeoutHandler it buffers
 // nothing and starts no goroutine, so streaming responses work. d <= 0 returns
 // middleware that does nothing. The middleware is safe for concurrent use.
 func Timeout(d time.Duration) func(http.Handler) http.Handler {
@@ -220,10 +222,26 @@ func Timeout(d time.Duration) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(r.Context(), d)
 			defer cancel()
+			bodyDeadline(ctx, w, r)
 			r2 := r.WithContext(ctx)
 			answer.ServeHTTP(w, r2)
 			r.Pattern = r2.Pattern
 		})
+	}
+}
+
+// bodyDeadline makes ctx's deadline the read deadline of r's body, so that
+// the request's deadline also bounds a body that arrives slowly: net/http sets
+// none past the headers. net/http clears it when the body has been read to its
+// end. A request without a body is left alone: net/http is already reading its
+// connection, to notice the client leaving, and a deadline there would end the
+// context of this request and every later one on the connection.
+func bodyDeadline(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = http.NewResponseController(w).SetReadDeadline(dl) // not every writer can
 	}
 }
 
@@ -312,6 +330,11 @@ type recorder struct {
 
 	rt *routeTelemetry // the matched route's, set by routeRecorder
 
+	// unrouted is the request while the Service's mux may answer it itself
+	// (no route has matched yet): an error status written then is the mux's
+	// 404 or 405, which WriteHeader turns into a problem (see Service.routes).
+	unrouted *http.Request
+
 	// The request's span, set for Recover when the handler panics (see
 	// telemetry.finish).
 	traceID trace.TraceID
@@ -341,8 +364,16 @@ func findRecorder(w http.ResponseWriter) *recorder {
 	return nil
 }
 
-// WriteHeader records the final status and passes code on.
+// WriteHeader records the final status and passes code on, or writes the
+// problem that replaces the mux's own error answer (see Service.routes).
 func (rec *recorder) WriteHeader(code int) {
+	if rec.unrouted != nil && code >= 400 && !rec.wroteHeader {
+		r := rec.unrouted
+		rec.unrouted = nil
+		writeMuxError(rec, r, code)
+		rec.ResponseWriter = bodyless{rec.ResponseWriter}
+		return
+	}
 	if rec.wroteHeader {
 		rec.ResponseWriter.WriteHeader(code) // net/http logs the superfluous call
 		return

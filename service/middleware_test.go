@@ -258,7 +258,7 @@ func TestAccessLog(t *testing.T) {
 
 func TestAccessLogOff(t *testing.T) {
 	t.Parallel()
-	r := start(t, nil, service.WithAccessLog(false))
+	r := start(t, nil, service.WithoutAccessLog())
 	get(t, noKeepAlive(), r.url+"/missing")
 	if l := r.logs.find(t, "request", ""); len(l) != 0 {
 		t.Fatalf("access log off but logged %v", l)
@@ -375,7 +375,7 @@ func TestServiceAdoptsTheCallersBudget(t *testing.T) {
 func TestSpentBudgetAnswers503(t *testing.T) {
 	t.Parallel()
 	ran := false
-	svc, err := service.New("test", service.WithLogger(newLogger(&logBuffer{})), service.WithRequestTimeout(0))
+	svc, err := service.New("test", service.WithLogger(newLogger(&logBuffer{})), service.WithoutRequestTimeout())
 	if err != nil {
 		t.Fatal(err)
 	}

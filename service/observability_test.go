@@ -37,7 +37,7 @@ func TestOneTraceAcrossThreeServices(t *testing.T) {
 			t.Fatal(err)
 		}
 		svc, err := service.New(name, service.WithListener(ln), service.WithRegistry(reg),
-			service.WithLogger(newLogger(logs)), service.WithTracerProvider(tp), service.WithShutdown(0, waitFor))
+			service.WithLogger(newLogger(logs)), service.WithTracerProvider(tp), service.WithoutDrainDelay(), service.WithShutdown(0, waitFor))
 		if err != nil {
 			t.Fatal(err)
 		}

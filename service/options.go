@@ -1,7 +1,9 @@
 package service
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,9 +31,12 @@ const (
 	// turned unready, so that load balancers and registries stop sending to it
 	// ([WithShutdown]).
 	DefaultDrainDelay = 5 * time.Second
-	// DefaultShutdownTimeout bounds http.Server.Shutdown and then the OnStop hooks
-	// ([WithShutdown]).
+	// DefaultShutdownTimeout bounds http.Server.Shutdown ([WithShutdown]).
 	DefaultShutdownTimeout = 15 * time.Second
+	// DefaultStopTimeout bounds what runs after http.Server.Shutdown: the OnStop
+	// hooks, the admin listener's shutdown and the telemetry flush
+	// ([WithStopTimeout]).
+	DefaultStopTimeout = 5 * time.Second
 	// DefaultReadHeaderTimeout is http.Server.ReadHeaderTimeout.
 	DefaultReadHeaderTimeout = 10 * time.Second
 	// DefaultIdleTimeout is http.Server.IdleTimeout.
@@ -44,16 +49,10 @@ const (
 // Option configures a [Service]. Options are applied in order by [New].
 type Option func(*config)
 
-// Hook is a pair of functions run around serving. OnStart hooks run in the order
-// they were given, after the listener is bound and before the first request is
-// served; OnStop hooks run in reverse order after the server has shut down. When an
-// OnStart fails, the OnStop of every hook started before it runs, and Run returns.
-// Either function may be nil.
-type Hook struct {
-	// OnStart runs with Run's context. A non-nil error stops the start.
-	OnStart func(ctx context.Context) error
-	// OnStop runs with a context bounded by the shutdown timeout.
-	OnStop func(ctx context.Context) error
+// hook is one WithOnStart or WithOnStop; exactly one of its functions is set.
+type hook struct {
+	start func(ctx context.Context) error
+	stop  func(ctx context.Context) error
 }
 
 type healthCheck struct {
@@ -69,12 +68,16 @@ type config struct {
 	logger          *slog.Logger
 	checks          []healthCheck
 	middleware      []func(http.Handler) http.Handler
-	requestTimeout  time.Duration
+	requestTimeout  time.Duration // 0 until resolve: the default
 	bodyLimit       int64
 	drainDelay      time.Duration
 	shutdownTimeout time.Duration
-	hooks           []Hook
-	accessLog       bool
+	stopTimeout     time.Duration
+	noTimeout       bool // WithoutRequestTimeout
+	noBodyLimit     bool // WithoutBodyLimit
+	noDrain         bool // WithoutDrainDelay
+	hooks           []hook
+	noAccessLog     bool
 	registry        discovery.Registry
 	resolver        discovery.Resolver // nil: the registry
 	clientOpts      []discovery.ClientOption
@@ -87,6 +90,7 @@ type config struct {
 	propagator     propagation.TextMapPropagator
 	metricsPath    string
 	metricsPathSet bool // WithMetricsPath was given
+	noMetrics      bool // WithoutMetricsEndpoint
 	adminAddr      string
 	pprof          bool
 	shed           bool
@@ -94,15 +98,48 @@ type config struct {
 }
 
 func defaultConfig() config {
-	return config{
-		addr:            DefaultAddr,
-		requestTimeout:  DefaultRequestTimeout,
-		bodyLimit:       DefaultBodyLimit,
-		drainDelay:      DefaultDrainDelay,
-		shutdownTimeout: DefaultShutdownTimeout,
-		accessLog:       true,
-		metricsPath:     DefaultMetricsPath,
+	return config{addr: DefaultAddr}
+}
+
+// resolve checks the options' values and puts the defaults in place of the
+// zeros: zero means the default, a negative value is an error, and a
+// WithoutX option turns X off.
+func (c *config) resolve() error {
+	for _, v := range []struct {
+		name string
+		neg  bool
+		val  any
+	}{
+		{"request timeout", c.requestTimeout < 0, c.requestTimeout},
+		{"body limit", c.bodyLimit < 0, c.bodyLimit},
+		{"drain delay", c.drainDelay < 0, c.drainDelay},
+		{"shutdown timeout", c.shutdownTimeout < 0, c.shutdownTimeout},
+		{"stop timeout", c.stopTimeout < 0, c.stopTimeout},
+	} {
+		if v.neg {
+			return fmt.Errorf("negative %s %v", v.name, v.val)
+		}
 	}
+	c.requestTimeout = orDefault(c.requestTimeout, DefaultRequestTimeout, c.noTimeout)
+	c.bodyLimit = orDefault(c.bodyLimit, DefaultBodyLimit, c.noBodyLimit)
+	c.drainDelay = orDefault(c.drainDelay, DefaultDrainDelay, c.noDrain)
+	c.shutdownTimeout = cmp.Or(c.shutdownTimeout, DefaultShutdownTimeout)
+	c.stopTimeout = cmp.Or(c.stopTimeout, DefaultStopTimeout)
+	switch {
+	case c.noMetrics:
+		c.metricsPath = ""
+	case c.metricsPath == "":
+		c.metricsPath = DefaultMetricsPath
+	}
+	return nil
+}
+
+// orDefault is v, or def when v is zero, or zero when the thing is off.
+func orDefault[T int64 | time.Duration](v, def T, off bool) T {
+	if off {
+		return 0
+	}
+	return cmp.Or(v, def)
 }
 
 // WithAddr sets the TCP address to listen on, as in net.Listen("tcp", addr).
@@ -154,57 +191,103 @@ func WithMiddleware(mw ...func(http.Handler) http.Handler) Option {
 
 // WithRequestTimeout bounds each request's context; a handler still running at
 // the deadline gets a 503 problem response sent on its behalf (see [Timeout]). The
-// default is [DefaultRequestTimeout], 30 s; d <= 0 removes the bound.
+// default is [DefaultRequestTimeout], 30 s; 0 keeps it, a negative d makes
+// [New] fail, and [WithoutRequestTimeout] removes the bound.
 func WithRequestTimeout(d time.Duration) Option {
 	return func(c *config) { c.requestTimeout = d }
 }
 
+// WithoutRequestTimeout removes the Service's bound on each request: a
+// request's context then ends only when its client goes or when the caller's
+// deadline ([discovery.TimeoutHeader]) comes. The default is
+// [DefaultRequestTimeout].
+func WithoutRequestTimeout() Option {
+	return func(c *config) { c.noTimeout = true }
+}
+
 // WithBodyLimit sets the largest request body accepted, in bytes; larger bodies
-// get 413 (see [BodyLimit]). The default is [DefaultBodyLimit], 1 MiB; n <= 0
-// removes the limit.
+// get 413 (see [BodyLimit]). The default is [DefaultBodyLimit], 1 MiB; 0 keeps
+// it, a negative n makes [New] fail, and [WithoutBodyLimit] removes the limit.
 func WithBodyLimit(n int64) Option {
 	return func(c *config) { c.bodyLimit = n }
 }
 
+// WithoutBodyLimit removes the limit on request bodies, for a Service behind a
+// proxy that bounds them. [DecodeJSON] and the idempotency middleware still
+// hold a body they read to [DefaultBodyLimit]. The default is
+// [DefaultBodyLimit].
+func WithoutBodyLimit() Option {
+	return func(c *config) { c.noBodyLimit = true }
+}
+
 // WithShutdown sets the two timings of a graceful stop. drainDelay is how long
-// the Service keeps serving after it turns unready (503 on /health/ready) and has
-// deregistered, so that load balancers and registries stop routing to it; it
-// should be at least the propagation time of your discovery system. timeout bounds
-// http.Server.Shutdown, which waits for in-flight requests, and then separately
-// bounds the OnStop hooks. The defaults are [DefaultDrainDelay], 5 s, and
-// [DefaultShutdownTimeout], 15 s: 20 s in all, inside Kubernetes' default 30 s
-// grace period. A negative value keeps the default.
+// the Service keeps serving after it turns unready (503 on /health/ready), so
+// that load balancers and registries stop routing to it; it should be at least
+// the propagation time of your discovery system. With a registry
+// ([WithRegistry]) the instance is deregistered during the drain delay, and
+// given at least 1 s for it. timeout bounds http.Server.Shutdown, which waits
+// for in-flight requests; connections still open after it are closed. The
+// defaults are [DefaultDrainDelay], 5 s, and [DefaultShutdownTimeout], 15 s;
+// a zero keeps its default and a negative value makes [New] fail.
+// [WithoutDrainDelay] skips the drain.
+//
+// Run returns within the drain delay (at least 1 s with a registry), plus
+// timeout, plus the stop timeout ([WithStopTimeout], 5 s): 25 s with the
+// defaults, inside Kubernetes' default 30 s grace period, provided that the
+// registry, the OnStop hooks and the exporters honour their contexts.
 func WithShutdown(drainDelay, timeout time.Duration) Option {
 	return func(c *config) {
-		if drainDelay >= 0 {
-			c.drainDelay = drainDelay
-		}
-		if timeout >= 0 {
-			c.shutdownTimeout = timeout
-		}
+		c.drainDelay, c.shutdownTimeout = drainDelay, timeout
 	}
 }
 
-// WithHook adds a start and stop hook; see [Hook] for the order they run in. The
-// default is none.
-func WithHook(h Hook) Option {
-	return func(c *config) { c.hooks = append(c.hooks, h) }
+// WithoutDrainDelay makes a stopping Service shut its server down as soon as it
+// has turned unready, without waiting for callers to notice: for a Service
+// nothing routes to by discovery (a test, a one-process demo). With a
+// registry, deregistration still gets its 1 s. The default is
+// [DefaultDrainDelay].
+func WithoutDrainDelay() Option {
+	return func(c *config) { c.noDrain = true }
 }
 
-// WithOnStart adds a hook that runs at start; it is WithHook(Hook{OnStart: f}).
+// WithStopTimeout bounds the last steps of a graceful stop, which run after
+// http.Server.Shutdown (see [WithShutdown]), all together: the OnStop hooks,
+// whose context ends after four fifths of d, then the admin listener's
+// shutdown and the flush of the telemetry providers the Service built, in
+// what remains of d (at least a fifth, so a hook that uses all its time
+// leaves the flush its share). The default is [DefaultStopTimeout], 5 s; 0
+// keeps it, and a negative d makes [New] fail.
+func WithStopTimeout(d time.Duration) Option {
+	return func(c *config) { c.stopTimeout = d }
+}
+
+// WithOnStart adds a hook that [Service.Run] calls with its context after
+// the listener is bound and before the first request is served. OnStart hooks
+// run in the order they are given; one that returns an error stops the start:
+// the OnStop hooks given before it run, in reverse order, and Run returns the
+// errors. Give each resource's WithOnStop right after its WithOnStart, so that
+// it is stopped exactly when it was started. The default is no hooks; a nil f
+// makes [New] fail.
 func WithOnStart(f func(ctx context.Context) error) Option {
-	return WithHook(Hook{OnStart: f})
+	return func(c *config) { c.hooks = append(c.hooks, hook{start: f}) }
 }
 
-// WithOnStop adds a hook that runs at stop; it is WithHook(Hook{OnStop: f}).
+// WithOnStop adds a hook that [Service.Run] calls after the server has shut
+// down. OnStop hooks run in the reverse of the order they are given, every one
+// of them whatever the others return, with a context that ends within the stop
+// timeout (see [WithStopTimeout]); Run returns their errors. After a failed
+// start only those given before the failing OnStart run (see [WithOnStart]).
+// The default is no hooks; a nil f makes [New] fail.
 func WithOnStop(f func(ctx context.Context) error) Option {
-	return WithHook(Hook{OnStop: f})
+	return func(c *config) { c.hooks = append(c.hooks, hook{stop: f}) }
 }
 
-// WithAccessLog turns the access log on or off. The default is on: one line per
-// request at Info (Error for 5xx; Debug for the health and metrics endpoints).
-func WithAccessLog(on bool) Option {
-	return func(c *config) { c.accessLog = on }
+// WithoutAccessLog turns the access log off, where a proxy or mesh already
+// logs every request: it is about half of what the built-in stack costs. The
+// default is on: one line per request at Info (Error for 5xx; Debug for the
+// health and metrics endpoints).
+func WithoutAccessLog() Option {
+	return func(c *config) { c.noAccessLog = true }
 }
 
 // WithClientOptions configures the client [Service.Client] returns. The default

@@ -20,7 +20,10 @@ import (
 const (
 	registerFirstBackoff = 100 * time.Millisecond
 	registerMaxBackoff   = 30 * time.Second
-	registerTimeout      = 10 * time.Second // one attempt, and the deregistration
+	registerTimeout      = 10 * time.Second // one attempt
+	// deregisterFloor is the least time deregistration is given, however short
+	// the drain delay that otherwise bounds it.
+	deregisterFloor = time.Second
 )
 
 // RegistryCheck is the name of the health check a Service with a registry adds:
@@ -29,7 +32,9 @@ const (
 const RegistryCheck = "registry"
 
 // WithRegistry makes the Service register itself in r once it serves and is
-// ready, and deregister first thing when it stops, before the drain delay. A
+// ready, and deregister when it stops, during the drain delay: Deregister's
+// context ends with the drain delay, or after 1 s when the drain delay is
+// shorter, and the stop waits for it no longer (see [WithShutdown]). A
 // registry that is down or refuses is retried in the background with backoff
 // (100 ms doubling to 30 s, with jitter): that is logged at Warn and shows as
 // the failing non-critical check "registry" in /health, and never stops the
@@ -192,9 +197,9 @@ func (s *Service) register(ctx context.Context, in discovery.Instance) {
 	}
 }
 
-// deregister takes in out of the registry, bounded in time.
-func (s *Service) deregister(in discovery.Instance) error {
-	ctx, cancel := context.WithTimeout(context.Background(), registerTimeout)
+// deregister takes in out of the registry within timeout.
+func (s *Service) deregister(in discovery.Instance, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := s.registration.reg.Deregister(ctx, in); err != nil {
 		return fmt.Errorf("service %q: deregister %q: %w", s.name, in.ID, err)

@@ -81,6 +81,14 @@ func New(name string, opts ...Option) (*Service, error) {
 	if cfg.listener == nil && cfg.addr == "" {
 		return nil, fmt.Errorf("service %q: empty address", name)
 	}
+	if err := cfg.resolve(); err != nil {
+		return nil, fmt.Errorf("service %q: %w", name, err)
+	}
+	for _, h := range cfg.hooks {
+		if h.start == nil && h.stop == nil {
+			return nil, fmt.Errorf("service %q: nil hook", name)
+		}
+	}
 	for _, mw := range cfg.middleware {
 		if mw == nil {
 			return nil, fmt.Errorf("service %q: nil middleware", name)
@@ -98,7 +106,10 @@ func New(name string, opts ...Option) (*Service, error) {
 	}
 	logger = withContextHandler(logger).With(slog.String("service", name))
 
-	mon := health.New()
+	mon, err := health.New()
+	if err != nil {
+		return nil, fmt.Errorf("service %q: %w", name, err)
+	}
 	for _, c := range cfg.checks {
 		if err := mon.Add(c.name, c.c, c.opts...); err != nil {
 			return nil, fmt.Errorf("service %q: %w", name, err)
@@ -121,17 +132,17 @@ func New(name string, opts ...Option) (*Service, error) {
 	s.Handle("GET "+ReadyPath, mon.ReadyHandler())
 	s.Handle("GET "+HealthPath, mon.DetailHandler())
 	if cfg.adminAddr != "" {
-		admin, err := adminMux(tel.metrics, cfg.metricsPath, cfg.pprof)
+		admin, err := adminMux(mon.DetailHandler(health.WithCheckErrors()), tel.metrics, cfg.metricsPath, cfg.pprof)
 		if err != nil {
 			_ = tel.shutdown(time.Second)
 			return nil, fmt.Errorf("service %q: %w", name, err)
 		}
-		s.admin = Recover(logger)(admin)
+		s.admin = Recover(logger)(muxErrors(admin))
 	} else if tel.metrics != nil {
 		s.metricsRoute = "GET " + cfg.metricsPath
 		s.Handle(s.metricsRoute, tel.metrics)
 	}
-	s.handler = s.stack(s.mux)
+	s.handler = s.stack(s.routes())
 	return s, nil
 }
 
@@ -168,7 +179,7 @@ func (s *Service) stack(h http.Handler) http.Handler {
 	if s.cfg.shed {
 		h = s.shedding(h)
 	}
-	if s.cfg.accessLog {
+	if !s.cfg.noAccessLog {
 		h = accessLog(s.logger, s.isQuietRoute)(h)
 	}
 	h = s.begin(h)
@@ -272,7 +283,7 @@ func routeRecorder(pattern string, h http.Handler) http.Handler {
 	rt := newRouteTelemetry(pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rec := findRecorder(w); rec != nil {
-			rec.route, rec.rt = r.Pattern, rt
+			rec.route, rec.rt, rec.unrouted = r.Pattern, rt, nil
 		}
 		rt.record(r)
 		h.ServeHTTP(w, r)
@@ -297,27 +308,38 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // background once it serves and is ready, retrying while the registry is down.
 //
 // Stopping, when ctx ends: readiness turns false (503) and keep-alives are
-// turned off, and the instance is deregistered, so that registries, load
-// balancers and clients move away; Run waits the drain delay while still
-// serving; then http.Server.Shutdown waits for in-flight
+// turned off, and deregistration from the registry starts, so that
+// registries, load balancers and clients move away; Run waits the drain delay
+// while still serving, and for the deregistration, which is bounded by the
+// drain delay (at least 1 s); then http.Server.Shutdown waits for in-flight
 // requests, within the shutdown timeout (connections still open after it are
-// closed); then the OnStop hooks run in reverse order. Run returns the errors of
-// these steps joined.
+// closed); then the OnStop hooks run in reverse order, within the stop
+// timeout ([WithStopTimeout]). Run returns the errors of these steps joined.
 //
 // With an admin address ([WithAdminAddr]), Run binds it right after the main
 // listener, with the same fail-fast rule, serves it while the main listener
 // serves, and shuts it down after the OnStop hooks. Last of all, Run flushes
 // and shuts down the telemetry providers it built from the OTEL_* environment
 // variables (see [WithTracerProvider]), and then the Service's own meter
-// provider; providers given as options are left to their owner.
+// provider; providers given as options are left to their owner. The admin
+// listener and the flush share the last fifth of the stop timeout (and what
+// the hooks left of the rest).
+//
+// So Run returns at the latest after the drain delay (at least 1 s with a
+// registry), the shutdown timeout and the stop timeout, counted from the end
+// of ctx: 25 s with the defaults, as long as the registry, the hooks and the
+// exporters return when their contexts end.
 //
 // Signal handling belongs to main: pass a context from signal.NotifyContext.
 func (s *Service) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("service %q: Run called more than once", s.name)
 	}
-	err := s.run(ctx)
-	if terr := s.tel.shutdown(s.cfg.shutdownTimeout); terr != nil {
+	stopBy, err := s.run(ctx)
+	if stopBy.IsZero() { // run failed before it served
+		stopBy = time.Now().Add(s.cfg.stopTimeout)
+	}
+	if terr := s.tel.shutdown(time.Until(stopBy)); terr != nil {
 		err = errors.Join(err, fmt.Errorf("service %q: telemetry shutdown: %w", s.name, terr))
 	}
 	if err != nil {
@@ -327,8 +349,9 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// run is Run after its once-only check and before the telemetry shutdown.
-func (s *Service) run(ctx context.Context) error {
+// run is Run after its once-only check and before the telemetry shutdown,
+// which must end by stopBy; stopBy is zero when run fails before it serves.
+func (s *Service) run(ctx context.Context) (stopBy time.Time, _ error) {
 	s.mu.Lock()
 	routeErr := errors.Join(s.routeEr...)
 	s.mu.Unlock()
@@ -336,12 +359,12 @@ func (s *Service) run(ctx context.Context) error {
 		if s.cfg.listener != nil {
 			_ = s.cfg.listener.Close()
 		}
-		return routeErr
+		return time.Time{}, routeErr
 	}
 
 	ln, err := s.listen(ctx)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	addr := ln.Addr()
 	s.addr.Store(&addr)
@@ -349,14 +372,14 @@ func (s *Service) run(ctx context.Context) error {
 	if s.registration != nil {
 		if in, err = s.instance(addr); err != nil {
 			_ = ln.Close()
-			return err
+			return time.Time{}, err
 		}
 	}
 	var admin *adminServer
 	if s.admin != nil {
 		if admin, err = s.listenAdmin(ctx); err != nil {
 			_ = ln.Close()
-			return err
+			return time.Time{}, err
 		}
 	}
 
@@ -377,7 +400,8 @@ func (s *Service) run(ctx context.Context) error {
 		if admin != nil {
 			_ = admin.ln.Close()
 		}
-		return errors.Join(err, s.stop(started))
+		stopBy = time.Now().Add(s.cfg.stopTimeout)
+		return stopBy, errors.Join(err, s.stop(started, stopBy))
 	}
 
 	s.health.SetState(health.StateServing)
@@ -413,26 +437,29 @@ func (s *Service) run(ctx context.Context) error {
 	stopRegistering()
 	<-registered
 	errs = append(errs, s.shutdown(srv, served, in)...)
-	errs = append(errs, s.stop(started))
+	stopBy = time.Now().Add(s.cfg.stopTimeout)
+	errs = append(errs, s.stop(started, stopBy))
 	if admin != nil {
-		errs = append(errs, admin.shutdown(s.cfg.shutdownTimeout)...)
+		errs = append(errs, admin.shutdown(time.Until(stopBy))...)
 	}
-	return errors.Join(errs...)
+	return stopBy, errors.Join(errs...)
 }
 
 // shutdown stops srv without losing a request, in the order that achieves it:
-// first stop attracting traffic (unready, no keep-alives, deregistered), then
+// first stop attracting traffic (unready, no keep-alives, deregistering), then
 // wait for the world to notice (the drain delay, still serving), then let the
-// requests in flight finish. served is Serve's result, nil when Serve has
-// returned already.
+// requests in flight finish. Deregistration runs during the drain delay and is
+// bounded by it, or by deregisterFloor when that is longer, so that a registry
+// that does not answer cannot stretch the stop. served is Serve's result, nil
+// when Serve has returned already.
 func (s *Service) shutdown(srv *http.Server, served <-chan error, in discovery.Instance) []error {
 	var errs []error
 	s.health.SetState(health.StateDraining)
 	srv.SetKeepAlivesEnabled(false)
+	var deregistered chan error
 	if s.registration != nil {
-		if err := s.deregister(in); err != nil {
-			errs = append(errs, err)
-		}
+		deregistered = make(chan error, 1)
+		go func() { deregistered <- s.deregister(in, max(s.cfg.drainDelay, deregisterFloor)) }()
 	}
 	if served != nil && s.cfg.drainDelay > 0 {
 		s.logger.LogAttrs(context.Background(), slog.LevelInfo, "service draining",
@@ -442,6 +469,11 @@ func (s *Service) shutdown(srv *http.Server, served <-chan error, in discovery.I
 		case err := <-served:
 			errs = append(errs, fmt.Errorf("service %q: serve: %w", s.name, err))
 			served = nil
+		}
+	}
+	if deregistered != nil {
+		if err := <-deregistered; err != nil { // bounded by its own deadline
+			errs = append(errs, err)
 		}
 	}
 
@@ -472,31 +504,46 @@ func (s *Service) listen(ctx context.Context) (net.Listener, error) {
 	return ln, nil
 }
 
-// start runs the OnStart hooks in order and returns how many hooks started.
+// start runs the OnStart hooks in order and returns how many hooks (of
+// either kind) came before the first that failed: the OnStop hooks among them
+// are the ones to run.
 func (s *Service) start(ctx context.Context) (int, error) {
+	n := 0
 	for i, h := range s.cfg.hooks {
-		if h.OnStart == nil {
+		if h.start == nil {
 			continue
 		}
-		if err := h.OnStart(ctx); err != nil {
-			return i, fmt.Errorf("service %q: start hook %d: %w", s.name, i, err)
+		n++
+		if err := h.start(ctx); err != nil {
+			return i, fmt.Errorf("service %q: start hook %d: %w", s.name, n, err)
 		}
 	}
 	return len(s.cfg.hooks), nil
 }
 
-// stop runs the OnStop hooks of the first n hooks in reverse order, all of them
-// whatever any returns, under one shutdown timeout.
-func (s *Service) stop(n int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.shutdownTimeout)
+// stop runs the OnStop hooks among the first n hooks in reverse order, all of
+// them whatever any returns, under one deadline: four fifths of the stop
+// timeout before stopBy, so that what runs after them (the admin listener's
+// shutdown, the telemetry flush) keeps the last fifth.
+func (s *Service) stop(n int, stopBy time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), stopBy.Add(-s.cfg.stopTimeout/5))
 	defer cancel()
 	var errs []error
-	for i := n - 1; i >= 0; i-- {
-		if f := s.cfg.hooks[i].OnStop; f != nil {
-			if err := f(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("service %q: stop hook %d: %w", s.name, i, err))
-			}
+	k := 0
+	for _, h := range s.cfg.hooks[:n] {
+		if h.stop != nil {
+			k++
 		}
+	}
+	for i := n - 1; i >= 0; i-- {
+		f := s.cfg.hooks[i].stop
+		if f == nil {
+			continue
+		}
+		if err := f(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("service %q: stop hook %d: %w", s.name, k, err))
+		}
+		k--
 	}
 	return errors.Join(errs...)
 }

@@ -34,6 +34,13 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"nil option", "users", []service.Option{nil}, "nil option"},
 		{"empty address", "users", []service.Option{service.WithAddr("")}, "empty address"},
 		{"nil middleware", "users", []service.Option{service.WithMiddleware(nil)}, "nil middleware"},
+		{"nil start hook", "users", []service.Option{service.WithOnStart(nil)}, "nil hook"},
+		{"nil stop hook", "users", []service.Option{service.WithOnStop(nil)}, "nil hook"},
+		{"negative stop timeout", "users", []service.Option{service.WithStopTimeout(-time.Second)}, "negative stop timeout"},
+		{"negative request timeout", "users", []service.Option{service.WithRequestTimeout(-time.Second)}, "negative request timeout"},
+		{"negative body limit", "users", []service.Option{service.WithBodyLimit(-1)}, "negative body limit"},
+		{"negative drain delay", "users", []service.Option{service.WithShutdown(-time.Second, 0)}, "negative drain delay"},
+		{"negative shutdown timeout", "users", []service.Option{service.WithShutdown(0, -time.Second)}, "negative shutdown timeout"},
 		{"duplicate check", "users", []service.Option{
 			service.WithHealthCheck("db", health.CheckerFunc(func(context.Context) error { return nil })),
 			service.WithHealthCheck("db", health.CheckerFunc(func(context.Context) error { return nil })),
@@ -151,9 +158,9 @@ func TestHooksRunInOrderAndStopInReverse(t *testing.T) {
 		}
 	}
 	r := start(t, nil,
-		service.WithHook(service.Hook{OnStart: note("start 1"), OnStop: note("stop 1")}),
+		service.WithOnStart(note("start 1")), service.WithOnStop(note("stop 1")),
 		service.WithOnStart(note("start 2")),
-		service.WithHook(service.Hook{OnStart: note("start 3"), OnStop: note("stop 3")}),
+		service.WithOnStart(note("start 3")), service.WithOnStop(note("stop 3")),
 		service.WithOnStop(note("stop 4")),
 	)
 	r.cancel()
@@ -166,6 +173,10 @@ func TestHooksRunInOrderAndStopInReverse(t *testing.T) {
 	}
 }
 
+// TestFailingStartHookStopsEarlierHooks: when an OnStart fails, the OnStop
+// hooks given before it run, in reverse, and those given after it do not: a
+// resource's WithOnStop right after its WithOnStart stops exactly what
+// started.
 func TestFailingStartHookStopsEarlierHooks(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -173,20 +184,18 @@ func TestFailingStartHookStopsEarlierHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls []string
+	note := func(s string, err error) func(context.Context) error {
+		return func(context.Context) error { calls = append(calls, s); return err }
+	}
 	boom := errors.New("boom")
 	stopErr := errors.New("stop failed")
 	svc, err := service.New("test",
 		service.WithListener(ln),
 		service.WithLogger(newLogger(&logBuffer{})),
-		service.WithHook(service.Hook{
-			OnStart: func(context.Context) error { calls = append(calls, "start 1"); return nil },
-			OnStop:  func(context.Context) error { calls = append(calls, "stop 1"); return stopErr },
-		}),
-		service.WithHook(service.Hook{
-			OnStart: func(context.Context) error { calls = append(calls, "start 2"); return boom },
-			OnStop:  func(context.Context) error { calls = append(calls, "stop 2"); return nil },
-		}),
-		service.WithOnStart(func(context.Context) error { calls = append(calls, "start 3"); return nil }),
+		service.WithOnStart(note("start 1", nil)), service.WithOnStop(note("stop 1", stopErr)),
+		service.WithOnStop(note("stop 1b", nil)),
+		service.WithOnStart(note("start 2", boom)), service.WithOnStop(note("stop 2", nil)),
+		service.WithOnStart(note("start 3", nil)), service.WithOnStop(note("stop 3", nil)),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +204,10 @@ func TestFailingStartHookStopsEarlierHooks(t *testing.T) {
 	if !errors.Is(err, boom) || !errors.Is(err, stopErr) {
 		t.Fatalf("Run = %v, want both the start and the stop error", err)
 	}
-	if want := []string{"start 1", "start 2", "stop 1"}; !slices.Equal(calls, want) {
+	if !strings.Contains(err.Error(), "start hook 2") || !strings.Contains(err.Error(), "stop hook 1") {
+		t.Fatalf("Run = %v, want the failing hooks named by their place among their kind", err)
+	}
+	if want := []string{"start 1", "start 2", "stop 1b", "stop 1"}; !slices.Equal(calls, want) {
 		t.Fatalf("hooks ran %q, want %q", calls, want)
 	}
 	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
@@ -268,8 +280,8 @@ func TestServingReadinessFollowsCriticalChecks(t *testing.T) {
 		return code == http.StatusServiceUnavailable
 	})
 	_, h, body := get(t, http.DefaultClient, r.url+service.ReadyPath)
-	if p := problemOf(t, h, body); !strings.Contains(p.Detail, "connection refused") {
-		t.Fatalf("ready detail = %q, want the check's error", p.Detail)
+	if p := problemOf(t, h, body); p.Detail != "critical check failing: db" {
+		t.Fatalf("ready detail = %q, want the failing check named (its error stays private)", p.Detail)
 	}
 	if code, _, _ := get(t, http.DefaultClient, r.url+service.LivePath); code != http.StatusOK {
 		t.Fatalf("live = %d with a failing dependency, want 200", code)
@@ -284,7 +296,7 @@ func TestShutdownTimeoutCutsStuckRequests(t *testing.T) {
 			close(entered)
 			<-r.Context().Done() // ends when the server closes the connection
 		})
-	}, service.WithShutdown(0, 50*time.Millisecond), service.WithRequestTimeout(0))
+	}, service.WithoutDrainDelay(), service.WithShutdown(0, 50*time.Millisecond), service.WithoutRequestTimeout())
 	failed := make(chan error, 1)
 	go func() {
 		resp, err := noKeepAlive().Get(r.url + "/stuck")
@@ -329,7 +341,7 @@ func TestRunContextValuesReachHandlersButNotItsCancellation(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, err := service.New("test", service.WithListener(ln), service.WithLogger(newLogger(&logBuffer{})),
-		service.WithShutdown(0, waitFor))
+		service.WithoutDrainDelay(), service.WithShutdown(0, waitFor))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,16 +82,28 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 
 // WithMetricsPath sets the path of the Prometheus text endpoint, served on
 // the main listener or, with [WithAdminAddr], on the admin listener. The
-// default is [DefaultMetricsPath], "/metrics"; "" turns the endpoint off. The
-// path must start with "/". Requests for it are not traced, not measured and
-// logged at Debug, like the health probes.
+// default is [DefaultMetricsPath], "/metrics"; "" keeps it, and
+// [WithoutMetricsEndpoint] turns the endpoint off. The path must start with
+// "/". Requests for it are not traced, not measured and logged at Debug, like
+// the health probes.
 func WithMetricsPath(path string) Option {
 	return func(c *config) { c.metricsPath, c.metricsPathSet = path, true }
 }
 
-// WithAdminAddr makes the Service serve its metrics endpoint and, with
-// [WithPprof], the profiling endpoints, on a second listener at addr (such as
-// "127.0.0.1:9090" or ":9090") that is kept off the public port. Run binds it
+// WithoutMetricsEndpoint turns the Prometheus endpoint off, and with it the
+// meter provider the Service builds for it (unless OTEL_METRICS_EXPORTER asks
+// for one): HTTP metrics then go to the global provider. The default is
+// [DefaultMetricsPath] on the main listener, or on the admin listener with
+// [WithAdminAddr].
+func WithoutMetricsEndpoint() Option {
+	return func(c *config) { c.noMetrics = true }
+}
+
+// WithAdminAddr makes the Service serve its metrics endpoint, the full health
+// report at GET /health, each check's error included (see
+// [health.WithCheckErrors]; the public /health shows names and statuses alone),
+// and, with [WithPprof], the profiling endpoints, on a second listener at addr
+// (such as "127.0.0.1:9090" or ":9090") that is kept off the public port. Run binds it
 // next to the main listener, failing at once when it is taken, and shuts it
 // down when everything else has stopped, so metrics can be scraped while the
 // Service drains. The default is "": no admin listener, and the metrics
@@ -315,6 +327,7 @@ func (s *Service) begin(next http.Handler) http.Handler {
 		ctx, cancel := withDeadline(ctx, r.Header, d, true)
 		if cancel != nil {
 			defer cancel()
+			bodyDeadline(ctx, w, r)
 		}
 		if s.isProbe(r.URL.Path) {
 			r2 := r.WithContext(ctx)

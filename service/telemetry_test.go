@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -362,7 +363,7 @@ func TestMetricsPathOptions(t *testing.T) {
 	t.Parallel()
 	t.Run("off", func(t *testing.T) {
 		t.Parallel()
-		r := start(t, userRoute, service.WithMetricsPath(""))
+		r := start(t, userRoute, service.WithoutMetricsEndpoint())
 		if code, _, _ := get(t, noKeepAlive(), r.url+"/metrics"); code != http.StatusNotFound {
 			t.Fatalf("GET /metrics = %d, want 404", code)
 		}
@@ -393,7 +394,7 @@ func TestNewRejectsConflictingTelemetryOptions(t *testing.T) {
 		})
 	}
 	// A meter provider of the user's turns the endpoint off without fuss.
-	if _, err := service.New("test", service.WithMeterProvider(metricnoop.NewMeterProvider()), service.WithMetricsPath("")); err != nil {
+	if _, err := service.New("test", service.WithMeterProvider(metricnoop.NewMeterProvider()), service.WithoutMetricsEndpoint()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -495,7 +496,7 @@ func TestLoadSheddingIsCountedAndSparesProbes(t *testing.T) {
 			entered <- struct{}{}
 			<-release
 		})
-	}, service.WithLoadShedding(resilience.WithShedLimits(1, 1, 1)))
+	}, service.WithLoadShedding(resilience.WithShedLimiter(adaptivelimiter.NewBuilder[*http.Response]().WithLimits(1, 1, 1).Build())))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // holds the only permit

@@ -439,8 +439,9 @@ func TestRegisterRejectsAnInvalidInstanceWithoutACall(t *testing.T) {
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
 			err := r.Register(context.Background(), in)
-			if want := fmt.Sprintf("consul: register %q: discovery: ", in.ID); err == nil || !strings.HasPrefix(err.Error(), want) {
-				t.Errorf("Register = %v, want an error starting %q", err, want)
+			if want := "consul: register: instance "; err == nil || !strings.HasPrefix(err.Error(), want) ||
+				strings.Count(err.Error(), "consul:") != 1 || strings.Contains(err.Error(), "discovery:") {
+				t.Errorf("Register = %v, want an error starting %q with one prefix", err, want)
 			}
 		})
 	}
@@ -463,18 +464,18 @@ func TestNew(t *testing.T) {
 		t.Error("New(nil) = nil error, want one")
 	}
 	bad := map[string]consul.Option{
-		"nil option":             nil,
-		"relative health path":   consul.WithHealthPath("health/ready"),
-		"zero check interval":    consul.WithCheckInterval(0),
-		"negative check timeout": consul.WithCheckTimeout(-time.Second),
-		"negative deregister":    consul.WithDeregisterCriticalAfter(-time.Second),
-		"TTL under a second":     consul.WithTTL(100 * time.Millisecond),
-		"zero re-register":       consul.WithReregisterInterval(0),
-		"zero wait":              consul.WithWaitTime(0),
-		"wait over Consul's cap": consul.WithWaitTime(consul.MaxWaitTime + time.Second),
-		"backoff max under min":  consul.WithBackoff(time.Second, time.Millisecond),
-		"negative backoff":       consul.WithBackoff(-time.Second, 0),
-		"empty tag":              consul.WithTags("canary", ""),
+		"nil option":              nil,
+		"relative health path":    consul.WithHealthPath("health/ready"),
+		"negative check interval": consul.WithCheckInterval(-time.Second),
+		"negative check timeout":  consul.WithCheckTimeout(-time.Second),
+		"negative deregister":     consul.WithDeregisterCriticalAfter(-time.Second),
+		"TTL under a second":      consul.WithTTL(100 * time.Millisecond),
+		"negative re-register":    consul.WithReregisterInterval(-time.Second),
+		"negative wait":           consul.WithWaitTime(-time.Second),
+		"wait over Consul's cap":  consul.WithWaitTime(consul.MaxWaitTime + time.Second),
+		"backoff max under min":   consul.WithBackoff(time.Second, time.Millisecond),
+		"negative backoff":        consul.WithBackoff(-time.Second, 0),
+		"empty tag":               consul.WithTags("canary", ""),
 	}
 	for name, opt := range bad {
 		if _, err := consul.New(client, opt); err == nil || !strings.HasPrefix(err.Error(), "consul: ") {
@@ -484,7 +485,8 @@ func TestNew(t *testing.T) {
 
 	r, err := consul.New(client,
 		consul.WithHealthPath("/ready"), consul.WithCheckInterval(time.Second), consul.WithCheckTimeout(time.Second),
-		consul.WithDeregisterCriticalAfter(0), consul.WithTTL(time.Second), consul.WithReregisterInterval(time.Second),
+		consul.WithDeregisterCriticalAfter(0), consul.WithoutDeregisterCritical(), consul.WithTTL(time.Second),
+		consul.WithReregisterInterval(time.Second), consul.WithCheckInterval(0), consul.WithWaitTime(0),
 		consul.WithTags("a", "b"), consul.WithDatacenter("dc2"), consul.WithWaitTime(consul.MaxWaitTime),
 		consul.WithLogger(nil), consul.WithBackoff(0, 0))
 	if err != nil {
@@ -572,4 +574,45 @@ func blackHole(t *testing.T) (addr string, accepted <-chan struct{}) {
 		}
 	})
 	return ln.Addr().String(), arrivals
+}
+
+// TestDeregisterCriticalAfterReachesTheCheck: the check Register sends carries
+// the default removal delay, the one given, or none with
+// WithoutDeregisterCritical.
+func TestDeregisterCriticalAfterReachesTheCheck(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		opts []consul.Option
+		want string
+	}{
+		{"default", nil, consul.DefaultDeregisterCriticalAfter.String()},
+		{"zero keeps the default", []consul.Option{consul.WithDeregisterCriticalAfter(0)}, consul.DefaultDeregisterCriticalAfter.String()},
+		{"given", []consul.Option{consul.WithDeregisterCriticalAfter(2 * time.Minute)}, (2 * time.Minute).String()},
+		{"without", []consul.Option{consul.WithoutDeregisterCritical()}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := make(chan string, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/v1/agent/service/register" {
+					var reg api.AgentServiceRegistration
+					if err := json.NewDecoder(r.Body).Decode(&reg); err != nil || reg.Check == nil {
+						t.Errorf("registration %+v, %v: want one with a check", reg, err)
+						got <- "?"
+						return
+					}
+					got <- reg.Check.DeregisterCriticalServiceAfter
+				}
+			}))
+			t.Cleanup(srv.Close)
+			r := newRegistry(t, fakeClient(t, srv), tt.opts...)
+			if err := r.Register(context.Background(), discovery.Instance{ID: "users-1", Service: "users", Addr: "127.0.0.1:8080"}); err != nil {
+				t.Fatal(err)
+			}
+			if v := <-got; v != tt.want {
+				t.Fatalf("DeregisterCriticalServiceAfter = %q, want %q", v, tt.want)
+			}
+		})
+	}
 }

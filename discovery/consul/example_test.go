@@ -42,5 +42,5 @@ func ExampleNew() {
 	})
 	fmt.Println(err)
 	// Output:
-	// consul: register "users-1": discovery: instance "users-1": address 10.0.0.7: missing port in address
+	// consul: register: instance "users-1": address 10.0.0.7: missing port in address
 }

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -46,6 +47,7 @@ type config struct {
 	checkInterval           time.Duration
 	checkTimeout            time.Duration
 	deregisterCriticalAfter time.Duration
+	noDeregisterCritical    bool // WithoutDeregisterCritical
 	ttl                     time.Duration
 	reregisterInterval      time.Duration
 	tags                    []string
@@ -77,7 +79,7 @@ func (c *config) validate() error {
 	case c.checkTimeout <= 0:
 		return fmt.Errorf("check timeout %v: want > 0", c.checkTimeout)
 	case c.deregisterCriticalAfter < 0:
-		return fmt.Errorf("deregister-critical-after %v: want >= 0", c.deregisterCriticalAfter)
+		return fmt.Errorf("deregister-critical-after %v: want > 0", c.deregisterCriticalAfter)
 	case c.ttl != 0 && c.ttl < minTTL:
 		return fmt.Errorf("TTL %v: want at least %v", c.ttl, minTTL)
 	case c.reregisterInterval <= 0:
@@ -101,22 +103,24 @@ func (c *config) validate() error {
 // pier service serves, so that a draining or unready instance leaves the
 // resolved set. It has no effect with [WithTTL].
 func WithHealthPath(p string) Option {
-	return func(c *config) { c.healthPath = p }
+	return func(c *config) { c.healthPath = cmp.Or(p, c.healthPath) }
 }
 
 // WithCheckInterval sets how often Consul runs the HTTP check. The default is
 // [DefaultCheckInterval], 5 s: a dead instance leaves the resolved set within
 // about one interval, for one small request per interval per instance. Consul
-// runs checks at most once a second.
+// runs checks at most once a second. 0 keeps the default; a negative d makes
+// [New] fail.
 func WithCheckInterval(d time.Duration) Option {
-	return func(c *config) { c.checkInterval = d }
+	return func(c *config) { c.checkInterval = cmp.Or(d, c.checkInterval) }
 }
 
 // WithCheckTimeout bounds one run of the HTTP check; a check that takes longer
 // is critical. The default is [DefaultCheckTimeout], 2 s: well under the
-// default interval, and far longer than a readiness endpoint should take.
+// default interval, and far longer than a readiness endpoint should take. 0
+// keeps the default; a negative d makes [New] fail.
 func WithCheckTimeout(d time.Duration) Option {
-	return func(c *config) { c.checkTimeout = d }
+	return func(c *config) { c.checkTimeout = cmp.Or(d, c.checkTimeout) }
 }
 
 // WithDeregisterCriticalAfter sets how long an instance's check may stay
@@ -124,10 +128,18 @@ func WithCheckTimeout(d time.Duration) Option {
 // crashed instance that never deregistered does not stay there forever. It
 // applies to HTTP and TTL checks. The default is
 // [DefaultDeregisterCriticalAfter], 1 min: Consul's minimum (its reaper runs
-// every 30 s, so removal takes 1 to 1.5 min). 0 turns removal off. Resolve
-// stops returning a critical instance at once, whatever this is.
+// every 30 s, so removal takes 1 to 1.5 min). 0 keeps the default, a negative
+// d makes [New] fail, and [WithoutDeregisterCritical] turns removal off.
+// Resolve stops returning a critical instance at once, whatever this is.
 func WithDeregisterCriticalAfter(d time.Duration) Option {
-	return func(c *config) { c.deregisterCriticalAfter = d }
+	return func(c *config) { c.deregisterCriticalAfter = cmp.Or(d, c.deregisterCriticalAfter) }
+}
+
+// WithoutDeregisterCritical keeps instances whose check is critical in
+// Consul's catalog until they deregister themselves: Resolve still leaves them
+// out. The default removes them after [DefaultDeregisterCriticalAfter].
+func WithoutDeregisterCritical() Option {
+	return func(c *config) { c.noDeregisterCritical = true }
 }
 
 // WithTTL switches from HTTP checks to TTL checks: instead of Consul calling the
@@ -146,9 +158,9 @@ func WithTTL(ttl time.Duration) Option {
 // longer knows the check triggers the same at the next mark. The default is
 // [DefaultReregisterInterval], 10 s: an agent restart costs at most that long
 // out of the catalog, for one cheap agent-local request per interval per
-// instance.
+// instance. 0 keeps the default; a negative d makes [New] fail.
 func WithReregisterInterval(d time.Duration) Option {
-	return func(c *config) { c.reregisterInterval = d }
+	return func(c *config) { c.reregisterInterval = cmp.Or(d, c.reregisterInterval) }
 }
 
 // WithTags makes Resolve return only the instances that carry every one of
@@ -172,9 +184,10 @@ func WithDatacenter(dc string) Option {
 // goes unnoticed, during which Staleness still reads 0. The default is
 // [DefaultWaitTime], 1 min: that bound, for one idle request per minute per
 // watched service; Consul's own default is 5 min and it caps at [MaxWaitTime],
-// 10 min.
+// 10 min. 0 keeps the default; a negative d, or one over MaxWaitTime, makes
+// [New] fail.
 func WithWaitTime(d time.Duration) Option {
-	return func(c *config) { c.waitTime = d }
+	return func(c *config) { c.waitTime = cmp.Or(d, c.waitTime) }
 }
 
 // WithLogger sets the logger for events in the background: registering an

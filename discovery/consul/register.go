@@ -33,13 +33,13 @@ const callTimeout = 10 * time.Second
 // registers only once it is ready, so the instance is resolvable at once, and
 // the first run of the check (within one interval) confirms it or takes it out.
 //
-// Register returns an error, prefixed `consul: register "<ID>": `, when in is
+// Register returns an error, prefixed `consul: register`, when in is
 // invalid, the agent refuses it or cannot be reached before ctx ends, or the
 // Registry is closed; it never logs and drops one. After a failed Register,
 // a previous registration of the same ID stays maintained as before.
 func (r *Registry) Register(ctx context.Context, in discovery.Instance) error {
 	if err := in.Validate(); err != nil {
-		return fmt.Errorf("consul: register %q: %w", in.ID, err)
+		return fmt.Errorf("consul: register: %w", err) // it names the instance
 	}
 	if r.closed.Load() {
 		return fmt.Errorf("consul: register %q: registry closed", in.ID)
@@ -104,7 +104,7 @@ func (r *Registry) registration(in discovery.Instance) (*api.AgentServiceRegistr
 		CheckID: checkID(in.ID),
 		Status:  api.HealthPassing,
 	}
-	if r.cfg.deregisterCriticalAfter > 0 {
+	if !r.cfg.noDeregisterCritical {
 		check.DeregisterCriticalServiceAfter = r.cfg.deregisterCriticalAfter.String()
 	}
 	if r.cfg.ttl > 0 {

@@ -64,7 +64,7 @@ const (
 type Shop struct {
 	cfg      Config
 	log      *slog.Logger
-	registry *discovery.Memory
+	registry *registry
 
 	usersStore    *users.SQLiteStore
 	productsStore *products.SQLiteStore
@@ -112,7 +112,7 @@ func Open(ctx context.Context, cfg Config) (*Shop, error) {
 	if cfg.PasswordParams == (users.PasswordParams{}) {
 		cfg.PasswordParams = users.DefaultPasswordParams
 	}
-	s := &Shop{cfg: cfg, log: cfg.Logger, registry: discovery.NewMemory(), running: map[string]*running{},
+	s := &Shop{cfg: cfg, log: cfg.Logger, registry: newRegistry(), running: map[string]*running{},
 		ordersSecret: rand.Text()}
 	if s.log == nil {
 		l, err := service.NewLogger()
@@ -169,8 +169,12 @@ func (s *Shop) newService(name, addr string, db health.Checker, opts ...service.
 		service.WithAddr(addr),
 		service.WithLogger(s.log),
 		service.WithRegistry(s.registry),
-		service.WithShutdown(s.cfg.DrainDelay, 10*time.Second),
 		service.WithClientOptions(s.cfg.ClientOptions...),
+	}
+	if s.cfg.DrainDelay > 0 {
+		base = append(base, service.WithShutdown(s.cfg.DrainDelay, 0))
+	} else {
+		base = append(base, service.WithoutDrainDelay())
 	}
 	if db != nil {
 		base = append(base, service.WithHealthCheck("db", db))
@@ -233,12 +237,11 @@ func (s *Shop) build(name string) (*service.Service, error) {
 		_, err = payments.New(svc, s.paymentsStore, keys, v, s.cfg.Payments...)
 		return svc, err
 	case Orders:
-		// The sweeper's hook is made once orders is, which needs the Service.
-		var sweeper service.Hook
-		svc, err := s.newService(Orders, "", health.CheckerFunc(s.ordersStore.Ping), service.WithHook(service.Hook{
-			OnStart: func(ctx context.Context) error { return sweeper.OnStart(ctx) },
-			OnStop:  func(ctx context.Context) error { return sweeper.OnStop(ctx) },
-		}))
+		// The sweeper is made once orders is, which needs the Service.
+		var startSweep, stopSweep func(context.Context) error
+		svc, err := s.newService(Orders, "", health.CheckerFunc(s.ordersStore.Ping),
+			service.WithOnStart(func(ctx context.Context) error { return startSweep(ctx) }),
+			service.WithOnStop(func(ctx context.Context) error { return stopSweep(ctx) }))
 		if err != nil {
 			return nil, err
 		}
@@ -254,7 +257,7 @@ func (s *Shop) build(name string) (*service.Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		sweeper = o.Sweeper(SweepInterval)
+		startSweep, stopSweep = o.Sweeper(SweepInterval)
 		s.mu.Lock()
 		s.orders = o
 		s.mu.Unlock()
@@ -309,13 +312,18 @@ var order = []string{Users, Products, Payments, Orders, Gateway}
 
 // Run starts every service and the gateway, waits until each is registered
 // and then calls ready (if not nil) with the gateway's address; it serves
-// until ctx ends and then stops the gateway first and the users service last.
+// until ctx ends and then stops the gateway first, orders next, and the
+// services orders calls last.
 func (s *Shop) Run(ctx context.Context, ready func(gateway net.Addr)) error {
-	var errs []error
 	stopAll := func() error {
-		for _, name := range slices.Backward(order) {
-			errs = append(errs, s.stop(name))
+		errs := []error{s.stop(Gateway), s.stop(Orders)}
+		var wg sync.WaitGroup
+		rest := make([]error, 3)
+		for i, name := range []string{Payments, Products, Users} {
+			wg.Go(func() { rest[i] = s.stop(name) })
 		}
+		wg.Wait()
+		errs = append(errs, rest...)
 		s.mu.Lock()
 		for _, v := range s.verifier {
 			errs = append(errs, v.Close())
@@ -363,21 +371,66 @@ func (s *Shop) waitRegistered(ctx context.Context, names ...string) error {
 }
 
 func (s *Shop) waitOne(ctx context.Context, name string, r *running) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(r.stopped, cancel)()
-	var version uint64
-	for {
-		ins, v, err := s.registry.Watch(ctx, name, version)
-		if r.stopped.Err() != nil {
-			return fmt.Errorf("shop: %s stopped before it registered: %w", name, errors.Join(r.err, errors.New("stopped")))
-		}
-		if err != nil {
-			return err
-		}
-		if len(ins) > 0 {
-			return nil
-		}
-		version = v
+	select {
+	case <-s.registry.registered(name):
+		return nil
+	case <-r.stopped.Done():
+		return fmt.Errorf("shop: %s stopped before it registered: %w", name, errors.Join(r.err, errors.New("stopped")))
+	case <-ctx.Done():
+		return ctx.Err()
 	}
+}
+
+// registry is the memory registry, telling when a service has registered.
+type registry struct {
+	*discovery.Memory
+	mu      sync.Mutex
+	waiters map[string]chan struct{}
+}
+
+func newRegistry() *registry {
+	return &registry{Memory: discovery.NewMemory(), waiters: map[string]chan struct{}{}}
+}
+
+// Register implements discovery.Registrar.
+func (r *registry) Register(ctx context.Context, in discovery.Instance) error {
+	if err := r.Memory.Register(ctx, in); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := r.waiter(in.Service)
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+	return nil
+}
+
+// Deregister implements discovery.Registrar.
+func (r *registry) Deregister(ctx context.Context, in discovery.Instance) error {
+	err := r.Memory.Deregister(ctx, in)
+	if _, rerr := r.Memory.Resolve(ctx, in.Service); rerr != nil {
+		r.mu.Lock()
+		delete(r.waiters, in.Service) // the next registration closes a new channel
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// registered returns a channel closed once service has an instance.
+func (r *registry) registered(service string) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.waiter(service)
+}
+
+func (r *registry) waiter(service string) chan struct{} {
+	ch, ok := r.waiters[service]
+	if !ok {
+		ch = make(chan struct{})
+		r.waiters[service] = ch
+	}
+	return ch
 }

@@ -62,9 +62,12 @@ func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.
 	authed := shopauth.Require(v)
 	// A key is the caller's: the scope holds the verified subject, so two
 	// users who pick the same key never share an answer.
-	idem, err := idempotency.Middleware(keys, idempotency.WithScope(func(r *http.Request) string {
-		c, _ := shopauth.FromContext(r.Context())
-		return "POST /orders " + c.Subject
+	idem, err := idempotency.Middleware(keys, idempotency.WithCallerScope(func(r *http.Request) (string, bool) {
+		c, ok := shopauth.FromContext(r.Context())
+		if !ok {
+			return "", false
+		}
+		return c.Subject, true
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"time"
-
-	"github.com/pier-go/pier/service"
 )
 
 // StaleAfter is the age past which a pending order is taken as abandoned:
@@ -76,46 +74,46 @@ func (o *Orders) Sweep(ctx context.Context, now time.Time) (int, error) {
 	return done, nil
 }
 
-// Sweeper returns a service hook that runs Sweep every interval while the
-// service runs, from its start until its stop, which waits for a sweep in
-// progress. Give it to the orders Service with service.WithHook.
-func (o *Orders) Sweeper(interval time.Duration) service.Hook {
+// Sweeper returns the start and stop of a loop that runs Sweep every interval:
+// give them to the orders Service with service.WithOnStart and
+// service.WithOnStop, so that the loop runs while the Service does. stop
+// waits for a sweep in progress, within its context.
+func (o *Orders) Sweeper(interval time.Duration) (start, stop func(context.Context) error) {
 	var (
-		cancel context.CancelFunc
-		done   chan struct{}
+		cancel context.CancelFunc = func() {}
+		done                      = make(chan struct{})
 	)
-	return service.Hook{
-		OnStart: func(ctx context.Context) error {
-			if interval <= 0 {
-				return errors.New("orders: sweep interval must be positive")
-			}
-			ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
-			done = make(chan struct{})
-			go func() {
-				defer close(done)
-				t := time.NewTicker(interval)
-				defer t.Stop()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case now := <-t.C:
-						if _, err := o.Sweep(ctx, now); err != nil && ctx.Err() == nil {
-							o.log.ErrorContext(ctx, "sweep", "error", err)
-						}
+	start = func(ctx context.Context) error {
+		if interval <= 0 {
+			close(done)
+			return errors.New("orders: sweep interval must be positive")
+		}
+		ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		go func() {
+			defer close(done)
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					if _, err := o.Sweep(ctx, now); err != nil && ctx.Err() == nil {
+						o.log.ErrorContext(ctx, "sweep", "error", err)
 					}
 				}
-			}()
-			return nil
-		},
-		OnStop: func(ctx context.Context) error {
-			cancel()
-			select {
-			case <-done:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
 			}
-		},
+		}()
+		return nil
 	}
+	stop = func(ctx context.Context) error {
+		cancel()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return start, stop
 }

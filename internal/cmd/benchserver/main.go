@@ -3,9 +3,18 @@
 // load. It is a tool for pier's benchmarks, not part of the library.
 //
 //	benchserver -mode bare|service|service-nolog|service-min -addr 127.0.0.1:8080
+//	benchserver -mode proxy|gateway -addr 127.0.0.1:8080 -token-file .cache/token
 //
 // service is the default stack; service-nolog is that without the access log;
 // service-min is that without the request deadline too.
+//
+// proxy and gateway serve GET /users/{id} from a backend in the same process,
+// on a loopback port of its own, so that both share the core they are pinned
+// to: proxy through a bare httputil.ReverseProxy with a tuned transport to the
+// backend's address, gateway through pier's gateway (an EdDSA token with a
+// scope checked on every request, a per-subject rate limit that admits
+// everything) and the discovery client over a memory registry. gateway writes
+// the bearer token to send into -token-file.
 package main
 
 import (
@@ -38,7 +47,8 @@ func user(w http.ResponseWriter, r *http.Request) {
 }
 
 func run() error {
-	mode := flag.String("mode", "bare", "bare, service, service-nolog or service-min")
+	mode := flag.String("mode", "bare", "bare, service, service-nolog, service-min, proxy or gateway")
+	tokenFile := flag.String("token-file", "", "gateway: write the bearer token to this file")
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
@@ -77,18 +87,25 @@ func run() error {
 		}
 		defer devnull.Close()
 		logger := slog.New(slog.NewJSONHandler(devnull, nil))
-		svc, err := service.New("users",
+		opts := []service.Option{
 			service.WithAddr(*addr),
 			service.WithLogger(logger),
-			service.WithAccessLog(*mode == "service"),
-			service.WithRequestTimeout(map[bool]time.Duration{true: 0, false: service.DefaultRequestTimeout}[*mode == "service-min"]),
-			service.WithShutdown(0, time.Second),
-		)
+			service.WithShutdown(0, time.Second), service.WithoutDrainDelay(),
+		}
+		if *mode != "service" {
+			opts = append(opts, service.WithoutAccessLog())
+		}
+		if *mode == "service-min" {
+			opts = append(opts, service.WithoutRequestTimeout())
+		}
+		svc, err := service.New("users", opts...)
 		if err != nil {
 			return err
 		}
 		svc.HandleFunc("GET /users/{id}", user)
 		return svc.Run(ctx)
+	case "proxy", "gateway":
+		return proxy(ctx, *mode, *addr, *tokenFile)
 	}
 	return fmt.Errorf("unknown mode %q", *mode)
 }
