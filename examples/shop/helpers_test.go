@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/examples/shop/users"
 )
 
@@ -44,6 +45,8 @@ func startShop(t *testing.T, dir string, cfg ...func(*Config)) *testShop {
 		DataDir:        dir,
 		Logger:         slog.New(slog.DiscardHandler),
 		PasswordParams: testPasswordParams,
+		// Retries as in production, with shorter pauses.
+		ClientOptions: []discovery.ClientOption{discovery.WithRetryBackoff(time.Millisecond, 20*time.Millisecond)},
 	}
 	for _, f := range cfg {
 		f(&c)

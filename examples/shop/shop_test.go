@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestShopWalkthrough walks the HTTP contract through the gateway only.
@@ -193,6 +194,11 @@ func TestShortStockReleasesWhatWasReserved(t *testing.T) {
 	ts.want(ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{a, 1}, line{a, 1})), http.StatusBadRequest, "a product twice")
 	ts.want(ts.api("POST", "/api/orders", alice, orderBody("1234", line{a, 1})), http.StatusBadRequest, "a bad card number")
 	ts.want(ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{a, 1}, line{"p_unknown", 1})), http.StatusNotFound, "an unknown product")
+	dear := ts.product("Dear", 100_000_000, 20)
+	ts.want(ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{dear, 11})), http.StatusBadRequest, "a total over the limit")
+	if s := ts.stock(dear); s != 20 {
+		t.Fatalf("stock after a total over the limit = %d, want 20", s)
+	}
 	if s := ts.stock(a); s != 5 {
 		t.Fatalf("A's stock after bad orders = %d, want 5", s)
 	}
@@ -256,9 +262,22 @@ func TestPaymentsDownAnswers503(t *testing.T) {
 	if err := ts.waitRegistered(t.Context(), Payments); err != nil {
 		t.Fatal(err)
 	}
-	// The same key again: a 503 was not kept, so the order is placed now.
-	res := ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{p, 1}), "Idempotency-Key", "while-down")
-	ts.want(res, http.StatusCreated, "order once payments is back")
+	// The same key again: a 503 was not kept, so the order is placed as soon
+	// as the orders service's breaker for payments lets a trial through.
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 1; ; attempt++ {
+		res := ts.api("POST", "/api/orders", alice, orderBody(cardOK, line{p, 1}), "Idempotency-Key", "while-down")
+		if res.status == http.StatusCreated {
+			break
+		}
+		ts.want(res, http.StatusServiceUnavailable, "order while the breaker is open")
+		if s := ts.stock(p); s != 3 {
+			t.Fatalf("stock while the breaker is open = %d, want 3", s)
+		}
+		if attempt == 30 || time.Now().After(deadline) {
+			t.Fatalf("no order placed after %d attempts since payments is back", attempt)
+		}
+	}
 	if s := ts.stock(p); s != 2 {
 		t.Fatalf("stock after the order = %d, want 2", s)
 	}

@@ -43,7 +43,9 @@ func (l *ledger) placement(email, key string, a answer, id string) {
 		l.unanswered[email]++
 		return
 	}
-	l.keys[key] = append(l.keys[key], id)
+	if key != "" {
+		l.keys[key] = append(l.keys[key], id)
+	}
 	if id != "" {
 		if l.named[email] == nil {
 			l.named[email] = map[string]bool{}
@@ -85,6 +87,7 @@ type charge struct {
 
 type productBook struct {
 	ID      string
+	Price   int64 // cents; a product's price never changes
 	Initial int64
 	Stock   int64
 }
@@ -110,6 +113,10 @@ func (b *books) Check() []string {
 	v = append(v, b.unread...)
 	byID := map[string]order{}
 	confirmedUnits := map[string]int64{}
+	price := map[string]int64{}
+	for _, p := range b.products {
+		price[p.ID] = p.Price
+	}
 	for email, os := range b.orders {
 		if len(os) >= listLimit {
 			v = append(v, fmt.Sprintf("customer %s: %d orders listed, the list's limit: some may be missing from the check", email, len(os)))
@@ -127,6 +134,15 @@ func (b *books) Check() []string {
 			}
 			if !b.named[email][o.ID] {
 				unnamed++
+			}
+			if o.Status == "confirmed" || o.Status == "cancelled" {
+				var want int64
+				for _, it := range o.Items {
+					want += price[it.ProductID] * it.Quantity
+				}
+				if o.TotalCents != want {
+					v = append(v, fmt.Sprintf("order %s of %s: total %d cents, but its items at the products' prices make %d", o.ID, email, o.TotalCents, want))
+				}
 			}
 		}
 		if unnamed > b.unanswered[email] {
@@ -234,7 +250,7 @@ func (g *gen) readBooks(ctx context.Context) (*books, error) {
 	g.mu.Lock()
 	users := slices.Clone(g.users)
 	for _, p := range g.products {
-		b.products = append(b.products, productBook{ID: p.ID, Initial: p.Initial})
+		b.products = append(b.products, productBook{ID: p.ID, Price: p.Price, Initial: p.Initial})
 	}
 	g.mu.Unlock()
 	for _, u := range users {

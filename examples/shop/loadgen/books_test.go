@@ -20,7 +20,7 @@ func ord(id, status string, total int64, items ...any) order {
 // confirmed order, 2 were in a cancelled one and came back; o3 was declined.
 func balanced() *books {
 	return &books{
-		products: []productBook{{ID: "p1", Initial: 10, Stock: 7}},
+		products: []productBook{{ID: "p1", Price: 100, Initial: 10, Stock: 7}},
 		orders: map[string][]order{
 			"a@x": {ord("o1", "confirmed", 300, "p1", 3), ord("o2", "cancelled", 200, "p1", 2)},
 			"b@x": {ord("o3", "rejected", 100, "p1", 1)},
@@ -60,6 +60,9 @@ func TestCheckFindsEachViolation(t *testing.T) {
 		}, "payment ch9: captured 5 cents for o_gone, which is no order of the run"},
 		{"captured for a cancelled order", func(b *books) { b.charges[1].Status = "captured" }, "payment ch2: captured 200 cents for order o2, which is cancelled"},
 		{"captured another amount", func(b *books) { b.charges[0].AmountCents = 301 }, "payment ch1: captured 301 cents for order o1 of 300 cents"},
+		{"total not at the products' prices", func(b *books) {
+			b.orders["a@x"][0].TotalCents, b.charges[0].AmountCents = 30, 30
+		}, "order o1 of a@x: total 30 cents, but its items at the products' prices make 300"},
 		{"confirmed without payment", func(b *books) { b.charges = b.charges[1:] }, "order o1: confirmed without a payment"},
 		{"refunded for a confirmed order", func(b *books) { b.charges[0].Status = "refunded" }, "payment ch1: refunded, but its order o1 is confirmed"},
 		{"list at its limit", func(b *books) {

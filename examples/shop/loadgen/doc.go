@@ -9,6 +9,8 @@
 //     customer holds an order that no answer named unless a request of theirs
 //     went unanswered;
 //   - no order is left pending once a bounded settle wait is over;
+//   - a confirmed or cancelled order's total is its units at the products'
+//     prices;
 //   - every captured payment belongs to a confirmed order of the run, every
 //     confirmed order has its captured payment and every cancelled order's
 //     payment is refunded (read from the payments service's own API, which

@@ -210,8 +210,11 @@ type gen struct {
 	products  []*product
 	users     []*user // with a token
 	loggedOut []*user // registered, not logged in yet (the gateway limits log-ins)
-	nextUser  int
-	rng       *rand.Rand // the dispatcher's; only it draws from it
+	nextUser  int     // customers numbered so far
+	// registering counts registrations in flight.
+	registering int
+	tour        int        // actions of mix sent once so far (pick)
+	rng         *rand.Rand // the dispatcher's; only it draws from it
 }
 
 type product struct {
@@ -297,9 +300,13 @@ func (g *gen) drive(ctx context.Context) {
 	lim.AllowN(time.Now(), burst) // start with an empty bucket: no initial burst
 	sem := make(chan struct{}, g.cfg.Concurrency)
 
+	// The progress line goes on while the last actions finish.
+	progressDone, progressStopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(progressStopped)
+		g.progressLoop(progressDone)
+	}()
 	var wg sync.WaitGroup
-	progressDone := make(chan struct{})
-	wg.Go(func() { g.progressLoop(loadCtx, progressDone) })
 	if g.cfg.Stop != nil {
 		wg.Go(func() {
 			select {
@@ -311,17 +318,17 @@ func (g *gen) drive(ctx context.Context) {
 	}
 	for loadCtx.Err() == nil {
 		a := g.pick()
-		cost := min(a.cost, g.cfg.Concurrency)
+		cost, width := min(a.cost, burst), min(a.width, g.cfg.Concurrency)
 		if lim.WaitN(loadCtx, cost) != nil {
 			break
 		}
-		if !acquire(loadCtx, sem, cost) {
+		if !acquire(loadCtx, sem, width) {
 			break
 		}
 		seed := g.rng.Uint64()
 		wg.Go(func() {
 			defer func() {
-				for range cost {
+				for range width {
 					<-sem
 				}
 			}()
@@ -330,8 +337,9 @@ func (g *gen) drive(ctx context.Context) {
 			a.run(g, ctx, rand.New(rand.NewPCG(seed, 0xac71)))
 		})
 	}
-	close(progressDone)
 	wg.Wait()
+	close(progressDone)
+	<-progressStopped
 	g.stats.stop()
 	g.progressf("%s\n", g.stats.line(g.start))
 }
@@ -351,7 +359,9 @@ func acquire(ctx context.Context, sem chan struct{}, n int) bool {
 	return true
 }
 
-func (g *gen) progressLoop(ctx context.Context, done <-chan struct{}) {
+// progressLoop writes the progress line every cfg.ProgressEvery until done
+// is closed.
+func (g *gen) progressLoop(done <-chan struct{}) {
 	if g.cfg.Progress == nil {
 		return
 	}
@@ -361,8 +371,6 @@ func (g *gen) progressLoop(ctx context.Context, done <-chan struct{}) {
 		select {
 		case <-t.C:
 			g.progressf("%s\n", g.stats.line(g.start))
-		case <-ctx.Done():
-			return
 		case <-done:
 			return
 		}

@@ -16,7 +16,8 @@ import (
 type action struct {
 	name   string
 	weight int
-	cost   int // requests it sends, taken from the rate limiter and the concurrency bound
+	cost   int // requests it sends, taken from the rate limiter
+	width  int // requests it has in flight at once, taken from the concurrency bound
 	run    func(g *gen, ctx context.Context, r *rand.Rand)
 }
 
@@ -31,34 +32,48 @@ const (
 
 // mix is what a customer does once there are enough of them, by weight.
 var mix = []action{
-	{"login", 4, 1, (*gen).login},
-	{"wrong password", 1, 1, (*gen).wrongPassword},
-	{"me", 4, 1, (*gen).me},
-	{"browse", 14, 3, (*gen).browse},
-	{"get product", 10, 1, (*gen).getProduct},
-	{"order", 24, 1, func(g *gen, ctx context.Context, r *rand.Rand) { g.order(ctx, r, cardOK, false) }},
-	{"order declined", 8, 1, func(g *gen, ctx context.Context, r *rand.Rand) { g.order(ctx, r, cardDeclined, false) }},
-	{"order short", 6, 1, func(g *gen, ctx context.Context, r *rand.Rand) { g.order(ctx, r, cardOK, true) }},
-	{"order retried", 5, 2, (*gen).orderRetried},
-	{"order retried at once", 4, 3, (*gen).orderRetriedAtOnce},
-	{"key reused", 2, 2, (*gen).keyReused},
-	{"cancel", 8, 2, (*gen).cancel},
-	{"cancel rejected", 1, 1, (*gen).cancelRejected},
-	{"get order", 3, 1, (*gen).getOrder},
-	{"someone else's order", 2, 1, (*gen).otherOrder},
-	{"list orders", 3, 1, (*gen).listOrders},
-	{"no token", 1, 1, (*gen).noToken},
-	{"customer creates product", 1, 1, (*gen).customerCreatesProduct},
+	{"login", 4, 1, 1, (*gen).login},
+	{"wrong password", 1, 1, 1, (*gen).wrongPassword},
+	{"me", 4, 1, 1, (*gen).me},
+	{"browse", 14, 3, 1, (*gen).browse},
+	{"get product", 10, 1, 1, (*gen).getProduct},
+	{"order", 23, 1, 1, func(g *gen, ctx context.Context, r *rand.Rand) { g.order(ctx, r, cardOK, false) }},
+	{"order declined", 8, 1, 1, func(g *gen, ctx context.Context, r *rand.Rand) { g.order(ctx, r, cardDeclined, false) }},
+	{"order short", 6, 1, 1, func(g *gen, ctx context.Context, r *rand.Rand) { g.order(ctx, r, cardOK, true) }},
+	{"order retried", 5, 2, 1, (*gen).orderRetried},
+	{"order retried at once", 4, 3, 3, (*gen).orderRetriedAtOnce},
+	{"key reused", 2, 2, 1, (*gen).keyReused},
+	{"cancel", 6, 2, 2, (*gen).cancel},
+	{"order and cancel", 2, 2, 1, (*gen).orderAndCancel},
+	{"cancel rejected", 1, 1, 1, (*gen).cancelRejected},
+	{"get order", 3, 1, 1, (*gen).getOrder},
+	{"someone else's order", 2, 1, 1, (*gen).otherOrder},
+	{"list orders", 3, 1, 1, (*gen).listOrders},
+	{"no token", 1, 1, 1, (*gen).noToken},
+	{"customer creates product", 1, 1, 1, (*gen).customerCreatesProduct},
 }
 
-var register = action{"register", 0, 2, (*gen).register}
+// anonymous is the part of the mix that needs no customer: what is sent
+// while the first customers register, so that the rate is kept.
+var anonymous = []action{
+	{"browse", 14, 3, 1, (*gen).browse},
+	{"get product", 10, 1, 1, (*gen).getProduct},
+	{"no token", 1, 1, 1, (*gen).noToken},
+}
 
 // pick draws the next action: a registration while the run has fewer
-// customers than cfg.Users (or all have placed their share), else one of mix.
+// customers than cfg.Users (or all have placed their share), else one of mix
+// (of anonymous while no customer has logged in yet; every action of mix
+// once, in order, once one has). Registrations hash a
+// password: at most half the concurrency bound is spent on them.
 // Only the dispatcher calls it.
 func (g *gen) pick() action {
 	g.mu.Lock()
 	need := g.nextUser < g.cfg.Users
+	actions := mix
+	if len(g.users) == 0 {
+		actions = anonymous
+	}
 	if !need {
 		need = true
 		for _, u := range g.users {
@@ -70,25 +85,37 @@ func (g *gen) pick() action {
 				break
 			}
 		}
-		// Registrations in flight will add customers.
-		need = need && g.nextUser < len(g.users)+g.cfg.Concurrency
+		// One more at a time, once those registered have logged in.
+		need = need && g.registering == 0 && len(g.loggedOut) == 0
+	}
+	need = need && g.registering < max(1, g.cfg.Concurrency/2)
+	if need {
+		g.nextUser++
+		g.registering++
+		n := g.nextUser
+		g.mu.Unlock()
+		return action{"register", 0, 2, 1, func(g *gen, ctx context.Context, _ *rand.Rand) { g.register(ctx, n) }}
+	}
+	if len(g.users) > 0 && g.tour < len(mix) {
+		// Every action once first, so that even a short run sends each.
+		a := mix[g.tour]
+		g.tour++
+		g.mu.Unlock()
+		return a
 	}
 	g.mu.Unlock()
-	if need {
-		return register
-	}
 	total := 0
-	for _, a := range mix {
+	for _, a := range actions {
 		total += a.weight
 	}
 	n := g.rng.IntN(total)
-	for _, a := range mix {
+	for _, a := range actions {
 		if n < a.weight {
 			return a
 		}
 		n -= a.weight
 	}
-	return mix[0]
+	return actions[0]
 }
 
 // customer returns a random customer with a token, or nil.
@@ -128,12 +155,13 @@ func (g *gen) orderingCustomer(r *rand.Rand) *user {
 
 func (g *gen) api(path string) string { return g.cfg.Target + path }
 
-// register registers a new customer and logs them in.
-func (g *gen) register(ctx context.Context, r *rand.Rand) {
-	g.mu.Lock()
-	g.nextUser++
-	n := g.nextUser
-	g.mu.Unlock()
+// register registers customer n and logs them in.
+func (g *gen) register(ctx context.Context, n int) {
+	defer func() {
+		g.mu.Lock()
+		g.registering--
+		g.mu.Unlock()
+	}()
 	u := &user{Email: fmt.Sprintf("loadgen-%s-%d@example.com", g.runID(), n), Password: fmt.Sprintf("loadgen-password-%d", n)}
 	var out struct {
 		ID string `json:"id"`
@@ -271,32 +299,33 @@ func (g *gen) newKey(r *rand.Rand) string { return fmt.Sprintf("lg-%s-%016x", g.
 
 // place sends one placement of b with key and records the answer. A 503 or
 // a transport error is retried with the same key, as a client would, at
-// most twice.
-func (g *gen) place(ctx context.Context, u *user, key string, b orderBody, op string) answer {
+// most twice; a placement without a key ("") is not retried.
+func (g *gen) place(ctx context.Context, u *user, key string, b orderBody, op string) (answer, string) {
 	expect := []int{http.StatusConflict} // stock may run out for any order
 	if b.CardNumber == cardDeclined {
 		expect = append(expect, http.StatusPaymentRequired)
 	}
 	var a answer
+	var id string
 	for try := range 3 {
 		var out struct {
 			ID string `json:"id"`
 		}
 		a = g.send(ctx, req{op: op, method: "POST", url: g.api("/api/orders"), token: u.bearer(), key: key, body: b,
 			expect: expect, retryAfterOK: true}, &out)
-		id := out.ID
+		id = out.ID
 		if a.status == http.StatusPaymentRequired {
 			id = a.str("order_id")
 		}
 		g.record(u, key, a, id)
-		if a.interrupted || (a.err == nil && a.status < 500) || try == 2 {
+		if a.interrupted || (a.err == nil && a.status < 500) || key == "" || try == 2 {
 			break
 		}
 		if !waitRetry(ctx, a) {
 			break
 		}
 	}
-	return a
+	return a, id
 }
 
 // waitRetry waits before a retry: the answer's Retry-After, at most a
@@ -344,20 +373,24 @@ func (g *gen) record(u *user, key string, a answer, id string) {
 	g.led.placement(u.Email, key, a, id)
 }
 
-// order places one order with a fresh key.
+// order places one order with a fresh key (one plain order in eight
+// without one).
 func (g *gen) order(ctx context.Context, r *rand.Rand, card string, short bool) {
 	u := g.orderingCustomer(r)
 	if u == nil {
 		return
 	}
-	op := "order"
+	op, key := "order", g.newKey(r)
 	switch {
 	case short:
 		op = "order short"
 	case card == cardDeclined:
 		op = "order declined"
+	case r.IntN(8) == 0:
+		// The key is optional: some clients send none.
+		op, key = "order without a key", ""
 	}
-	g.place(ctx, u, g.newKey(r), g.body(r, card, short), op)
+	g.place(ctx, u, key, g.body(r, card, short), op)
 }
 
 // orderRetried places an order, then sends it again with the same key after
@@ -397,7 +430,7 @@ func (g *gen) keyReused(ctx context.Context, r *rand.Rand) {
 		return
 	}
 	key, b := g.newKey(r), g.body(r, cardOK, false)
-	if a := g.place(ctx, u, key, b, "order"); a.err != nil || a.status >= 500 {
+	if a, _ := g.place(ctx, u, key, b, "order"); a.err != nil || a.status >= 500 {
 		return
 	}
 	other := b
@@ -428,6 +461,23 @@ func (g *gen) cancel(ctx context.Context, r *rand.Rand) {
 		wg.Go(func() { g.cancelOnce(ctx, u, id) })
 	}
 	wg.Wait()
+}
+
+// orderAndCancel places an order and cancels it at once, as a customer who
+// changed their mind.
+func (g *gen) orderAndCancel(ctx context.Context, r *rand.Rand) {
+	u := g.orderingCustomer(r)
+	if u == nil {
+		return
+	}
+	a, id := g.place(ctx, u, g.newKey(r), g.body(r, cardOK, false), "order")
+	if a.err != nil || a.status != http.StatusCreated || id == "" {
+		return
+	}
+	u.mu.Lock()
+	u.confirmed = slices.DeleteFunc(u.confirmed, func(x string) bool { return x == id })
+	u.mu.Unlock()
+	g.cancelOnce(ctx, u, id)
 }
 
 // cancelOnce asks for the cancel; a cancel not finished (503, no answer) is

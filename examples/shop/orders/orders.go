@@ -28,6 +28,8 @@ import (
 const (
 	MaxItems    = 50
 	MaxQuantity = 1000
+	// MaxTotal is the largest order total, in cents: the processor's limit.
+	MaxTotal = 1_000_000_000
 	// ListLimit is how many orders GET /orders returns: the newest.
 	ListLimit = 100
 	// CompensationTimeout bounds the releases and refunds that undo a failed
@@ -190,6 +192,11 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 			s.undecided(w, "products", res, false)
 			return
 		}
+	}
+
+	if order.TotalCents > MaxTotal {
+		s.abort(w, http.StatusBadRequest, fmt.Sprintf("the order's total, %d cents, is over the limit of %d", order.TotalCents, MaxTotal))
+		return
 	}
 
 	// 4. Charge the total.

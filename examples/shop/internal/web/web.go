@@ -23,7 +23,10 @@ func Fail(w http.ResponseWriter, r *http.Request, status int, detail string, ext
 
 // RetryAfter is the Retry-After the shop sends with a 503 whose cause should
 // pass soon: a dependency restarting, a breaker about to let a trial through.
-const RetryAfter = 5 * time.Second
+// pier's client honours it (up to 10 s) when it retries, so it is short: the
+// gateway retries a keyed order after it, twice, and a blip shorter than that
+// never reaches the client.
+const RetryAfter = time.Second
 
 // Unavailable answers 503 with Retry-After and detail.
 func Unavailable(w http.ResponseWriter, r *http.Request, detail string) {
