@@ -198,6 +198,9 @@ func TestComposeFile(t *testing.T) {
 		if !strings.HasPrefix(env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], "http://jaeger:4318/") {
 			t.Errorf("%s: traces go to %q, want Jaeger's OTLP endpoint", name, env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"])
 		}
+		if (cmd == shop.Users || cmd == shop.Orders) != (env["PIER_ORDERS_SECRET"] != "") {
+			t.Errorf("%s: PIER_ORDERS_SECRET %q: want it for users and orders only", name, env["PIER_ORDERS_SECRET"])
+		}
 		if cmd != shop.Gateway {
 			if want := "@postgres:5432/" + cmd + "?"; !strings.Contains(env["DATABASE_URL"], want) {
 				t.Errorf("%s: DATABASE_URL %q, want its own database (%s)", name, env["DATABASE_URL"], want)
@@ -504,6 +507,10 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		if grace <= bound || grace <= defaultStop {
 			t.Errorf("%s: terminationGracePeriodSeconds %v, want more than the stop bound %v (and than %v)", name, grace, bound, defaultStop)
+		}
+		_, hasSecret := env["PIER_ORDERS_SECRET"]
+		if (name == shop.Users || name == shop.Orders) != hasSecret {
+			t.Errorf("%s: PIER_ORDERS_SECRET set: %v, want it for users and orders only", name, hasSecret)
 		}
 		if env["PIER_REGISTRY"] != "dns" {
 			t.Errorf("%s: PIER_REGISTRY %q, want dns", name, env["PIER_REGISTRY"])

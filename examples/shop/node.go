@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/pier-go/pier/examples/shop/internal/pgdb"
 	"github.com/pier-go/pier/examples/shop/internal/shopauth"
+	"github.com/pier-go/pier/examples/shop/internal/storeurl"
 	"github.com/pier-go/pier/examples/shop/orders"
 	"github.com/pier-go/pier/examples/shop/payments"
 	"github.com/pier-go/pier/examples/shop/products"
@@ -44,18 +44,17 @@ type Parts struct {
 	DB health.Checker
 	// Key signs the users service's tokens.
 	Key ed25519.PrivateKey
+	// OrdersSecret is the orders service's client secret: users issues
+	// orders its own tokens (scope internal) for it, and orders asks with it.
+	// Required for users and orders.
+	OrdersSecret string
+	// SweepInterval is how often orders looks for placements cut short.
+	// Default SweepInterval.
+	SweepInterval time.Duration
 	// PasswordParams are argon2id's costs. Default users.DefaultPasswordParams.
 	PasswordParams users.PasswordParams
 	// PaymentOptions configure the simulated processor.
 	PaymentOptions []payments.Option
-	// OrdersSecret is the orders service's client secret: orders gets its
-	// own token from users with it (to reserve stock and charge cards), and
-	// users accepts it. Required by orders; users grants no client token
-	// without it. Every users and orders instance must share it.
-	OrdersSecret string
-	// SweepInterval is how often orders looks for placements cut short
-	// (orders.Orders.Sweep). Default SweepInterval.
-	SweepInterval time.Duration
 	// Routes are the gateway's routes. Default Routes(1, 10).
 	Routes []gateway.Route
 	// Logger is the logger of the verifiers and the gateway; the Service's
@@ -68,12 +67,10 @@ type Parts struct {
 type Node struct {
 	// Service is the running part; its Addr is known once Run has bound it.
 	Service *service.Service
-
-	// users and orders are the services, when the node runs one of them.
-	users  *users.Users
-	orders *orders.Orders
-	// startSweep and stopSweep run the orders sweeper.
-	startSweep, stopSweep func(context.Context) error
+	// Users and Orders are the handlers of the users and orders services,
+	// nil for the others.
+	Users  *users.Users
+	Orders *orders.Orders
 
 	closeOnce sync.Once
 	closers   []io.Closer
@@ -93,23 +90,27 @@ func NewNode(name string, p Parts, opts ...service.Option) (*Node, error) {
 	if p.PasswordParams == (users.PasswordParams{}) {
 		p.PasswordParams = users.DefaultPasswordParams
 	}
+	if p.SweepInterval <= 0 {
+		p.SweepInterval = SweepInterval
+	}
 	if p.DB != nil {
 		opts = append([]service.Option{service.WithHealthCheck("db", p.DB)}, opts...)
 	}
-	if p.SweepInterval == 0 {
-		p.SweepInterval = SweepInterval
+	if (name == Users || name == Orders) && p.OrdersSecret == "" {
+		return nil, fmt.Errorf("shop: %s: no orders client secret", name)
 	}
 	n := &Node{}
-	if name == Orders {
-		// The sweeper's hook is made once orders is, which needs the Service.
-		opts = append(opts,
-			service.WithOnStart(func(ctx context.Context) error { return n.startSweep(ctx) }),
-			service.WithOnStop(func(ctx context.Context) error { return n.stopSweep(ctx) }))
-	}
 	var gw *gateway.Gateway
-	if name == Gateway {
+	// The orders sweeper is made once orders is, which needs the Service.
+	var startSweep, stopSweep func(context.Context) error
+	switch name {
+	case Gateway:
 		opts = append(opts, service.WithHealthCheck("routes",
 			health.CheckerFunc(func(ctx context.Context) error { return gw.Ready(ctx) })))
+	case Orders:
+		opts = append(opts,
+			service.WithOnStart(func(ctx context.Context) error { return startSweep(ctx) }),
+			service.WithOnStop(func(ctx context.Context) error { return stopSweep(ctx) }))
 	}
 	svc, err := service.New(name, opts...)
 	if err != nil {
@@ -129,13 +130,10 @@ func NewNode(name string, p Parts, opts ...service.Option) (*Node, error) {
 		if p.Users == nil {
 			return nil, missing("store")
 		}
-		uopts := []users.Option{users.WithPasswordParams(p.PasswordParams)}
-		if p.OrdersSecret != "" {
-			uopts = append(uopts, users.WithClients(users.Client{ID: Orders, Secret: p.OrdersSecret, Scopes: []string{shopauth.InternalScope}}))
-		}
-		n.users, err = users.New(svc, p.Users, p.Key, uopts...)
-		if n.users != nil {
-			n.closers = append(n.closers, n.users)
+		n.Users, err = users.New(svc, p.Users, p.Key, users.WithPasswordParams(p.PasswordParams),
+			users.WithClients(users.Client{ID: Orders, Secret: p.OrdersSecret, Scopes: []string{shopauth.InternalScope}}))
+		if n.Users != nil {
+			n.closers = append(n.closers, n.Users)
 		}
 	case Products:
 		if p.Products == nil {
@@ -151,12 +149,9 @@ func NewNode(name string, p Parts, opts ...service.Option) (*Node, error) {
 		if p.Orders == nil || p.Keys == nil {
 			return nil, errors.Join(missing("store"), n.Close())
 		}
-		if p.OrdersSecret == "" {
-			return nil, errors.Join(missing("client secret"), n.Close())
-		}
-		n.orders, err = orders.New(svc, p.Orders, p.Keys, v, shopauth.ServiceTokens(svc.Client(), Orders, p.OrdersSecret))
+		n.Orders, err = orders.New(svc, p.Orders, p.Keys, v, shopauth.ServiceTokens(svc.Client(), Orders, p.OrdersSecret))
 		if err == nil {
-			n.startSweep, n.stopSweep = n.orders.Sweeper(p.SweepInterval)
+			startSweep, stopSweep = n.Orders.Sweeper(p.SweepInterval)
 		}
 	case Gateway:
 		routes := p.Routes
@@ -194,96 +189,75 @@ func (n *Node) Close() error {
 	return n.closeErr
 }
 
-// OpenParts opens the database of the service name at database and returns
-// the Parts that NewNode needs from it, and what closes it. The gateway has no
-// database: it gets empty Parts. database is a URL:
+// OpenParts opens the database of the service name at database, creating
+// and migrating its tables, and returns the Parts that NewNode needs from it
+// and what closes it. The gateway has no database: it gets empty Parts.
+// database is a URL, as each service's Open reads it:
 //
-//	sqlite:/var/lib/shop   SQLite files (<service>.db) in that directory
-//	/var/lib/shop          the same
-//	postgres://...         PostgreSQL (postgresql:// too)
+//	/var/lib/shop            SQLite: the file <service>.db in that directory
+//	sqlite:/var/lib/shop     the same
+//	postgres://host/db?...   PostgreSQL: the service's own schema in db
 //
-// Errors name the service and what failed, on one line.
+// Errors name the service and what failed, on one line, without a password.
 func OpenParts(ctx context.Context, name, database string) (Parts, io.Closer, error) {
-	if name == Gateway {
-		return Parts{}, io.NopCloser(nil), nil
-	}
-	if !slices.Contains(ServiceNames(), name) {
-		return Parts{}, nil, fmt.Errorf("shop: no service %q", name)
-	}
-	if _, _, err := ParseDatabase(database); err != nil {
-		return Parts{}, nil, err
-	}
-	var p Parts
-	var c io.Closer
-	var err error
+	var (
+		p  Parts
+		db interface {
+			io.Closer
+			Ping(ctx context.Context) error
+		}
+		err error
+	)
 	switch name {
+	case Gateway:
+		return Parts{}, io.NopCloser(nil), nil
 	case Users:
 		var s users.Database
 		if s, err = users.Open(ctx, database); err == nil {
-			p.Users, p.DB, c = s, health.CheckerFunc(s.Ping), s
+			p.Users, db = s, s
 		}
 	case Products:
 		var s products.Database
 		if s, err = products.Open(ctx, database); err == nil {
-			p.Products, p.DB, c = s, health.CheckerFunc(s.Ping), s
+			p.Products, db = s, s
 		}
 	case Payments:
 		var s payments.Database
 		if s, err = payments.Open(ctx, database); err == nil {
-			p.Payments, p.DB, c = s, health.CheckerFunc(s.Ping), s
-			if p.Keys, err = s.IdempotencyStore(); err != nil {
-				err = errors.Join(err, s.Close())
-			}
+			p.Payments, db = s, s
+			p.Keys, err = s.IdempotencyStore()
 		}
 	case Orders:
 		var s orders.Database
 		if s, err = orders.Open(ctx, database); err == nil {
-			p.Orders, p.DB, c = s, health.CheckerFunc(s.Ping), s
-			if p.Keys, err = s.IdempotencyStore(); err != nil {
-				err = errors.Join(err, s.Close())
-			}
+			p.Orders, db = s, s
+			p.Keys, err = s.IdempotencyStore()
 		}
+	default:
+		return Parts{}, nil, fmt.Errorf("shop: no service %q", name)
 	}
 	if err != nil {
+		if db != nil {
+			err = errors.Join(err, db.Close())
+		}
 		return Parts{}, nil, err
 	}
-	return p, c, nil
+	p.DB = health.CheckerFunc(db.Ping)
+	return p, db, nil
 }
 
-// ParseDatabase splits a database URL into its kind, "sqlite" or
-// "postgres", and what the store opens: the directory for SQLite, the URL
-// itself for PostgreSQL. A path without a scheme is a SQLite directory.
-func ParseDatabase(database string) (kind, where string, err error) {
-	switch {
-	case database == "":
-		return "", "", errors.New("shop: no database: give a directory, sqlite:<dir> or a postgres:// URL")
-	case strings.HasPrefix(database, "postgres://"), strings.HasPrefix(database, "postgresql://"):
-		if _, err := url.Parse(database); err != nil {
-			return "", "", fmt.Errorf("shop: database %s: malformed URL", Redact(database))
-		}
-		return "postgres", database, nil
-	case strings.HasPrefix(database, "sqlite:"):
-		dir := strings.TrimPrefix(strings.TrimPrefix(database, "sqlite:"), "//")
-		if dir == "" {
-			return "", "", fmt.Errorf("shop: database %q: no directory after the sqlite: scheme", database)
-		}
-		return "sqlite", dir, nil
-	case strings.Contains(database, "://"):
-		scheme, _, _ := strings.Cut(database, "://")
-		return "", "", fmt.Errorf("shop: database %s: unknown scheme %q (want sqlite: or postgres://)", Redact(database), scheme)
-	}
-	return "sqlite", database, nil
+// CheckDatabase reports whether database is a URL that OpenParts can open,
+// without opening it.
+func CheckDatabase(database string) error {
+	_, err := storeurl.Parse(database, "check.db")
+	return err
 }
 
-// Redact returns database with any password replaced by "xxxxx", for
-// messages and logs.
+// Redact returns database with its password, if any, replaced by "xxxxx",
+// for messages and logs.
 func Redact(database string) string {
-	u, err := url.Parse(database)
-	if err != nil || u.User == nil {
-		if err != nil && strings.Contains(database, "@") {
-			return "<malformed URL>"
-		}
-		return database
+	if pgdb.IsURL(database) {
+		return pgdb.Redact(database)
 	}
-	return u.Redacted()
+	return database
 }

@@ -78,7 +78,6 @@ type Shop struct {
 	// made anew at each start: only this process needs it.
 	ordersSecret string
 
-	// users and orders are the running services, for tests.
 	users   *users.Users
 	orders  *orders.Orders
 	gateway *service.Service
@@ -173,10 +172,10 @@ func (s *Shop) build(name string) (*Node, error) {
 	p := Parts{
 		Logger:         s.log,
 		Key:            s.key,
+		OrdersSecret:   s.ordersSecret,
 		PasswordParams: s.cfg.PasswordParams,
 		PaymentOptions: s.cfg.Payments,
 		Routes:         Routes(s.cfg.LoginRate, s.cfg.LoginBurst),
-		OrdersSecret:   s.ordersSecret,
 	}
 	var err error
 	switch name {
@@ -209,7 +208,19 @@ func (s *Shop) build(name string) (*Node, error) {
 	} else {
 		opts = append(opts, service.WithoutDrainDelay())
 	}
-	return NewNode(name, p, opts...)
+	n, err := NewNode(name, p, opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if n.Users != nil {
+		s.users = n.Users
+	}
+	if n.Orders != nil {
+		s.orders = n.Orders
+	}
+	s.mu.Unlock()
+	return n, nil
 }
 
 // start builds the named service and runs it until stop.
@@ -224,13 +235,8 @@ func (s *Shop) start(ctx context.Context, name string) error {
 	r := &running{svc: svc, stop: cancel, stopped: stopped}
 	s.mu.Lock()
 	s.running[name] = r
-	switch name {
-	case Gateway:
+	if name == Gateway {
 		s.gateway = svc
-	case Users:
-		s.users = n.users
-	case Orders:
-		s.orders = n.orders
 	}
 	s.mu.Unlock()
 	go func() {

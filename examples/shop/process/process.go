@@ -57,7 +57,7 @@ type Config struct {
 	Shutdown  time.Duration
 
 	SigningKey    string // users: -signing-key, PIER_SIGNING_KEY; default <Data>/users-signing-key.pem
-	OrdersSecret  string // users, orders: -orders-secret, PIER_ORDERS_SECRET: the orders client's secret
+	OrdersSecret  string // users and orders: -orders-secret, PIER_ORDERS_SECRET; required
 	AdminPassword string // users: -admin-password, PIER_ADMIN_PASSWORD: seed the demo users
 	Seed          bool   // products: -seed, PIER_SEED: seed the demo catalogue when empty
 	PaymentsDelay time.Duration
@@ -118,7 +118,7 @@ func flagSet(name string, c *Config) *flag.FlagSet {
 		fs.StringVar(&c.Database, "database", "", "database URL: sqlite:<dir> or postgres://... (default sqlite:<-data>)")
 	}
 	if name == shop.Users || name == shop.Orders {
-		fs.StringVar(&c.OrdersSecret, "orders-secret", "", "the orders service's client secret, the same for users and orders: orders gets its own token from users with it (required by orders; without it users grants no client token)")
+		fs.StringVar(&c.OrdersSecret, "orders-secret", "", "the orders service's client secret, the same for users and orders (required)")
 	}
 	switch name {
 	case shop.Users:
@@ -232,17 +232,17 @@ func (c *Config) check(source map[string]string) error {
 	if c.Service == shop.Gateway {
 		return nil
 	}
+	if (c.Service == shop.Users || c.Service == shop.Orders) && c.OrdersSecret == "" {
+		return errors.New("no -orders-secret (PIER_ORDERS_SECRET): users and orders need the same secret, with which orders gets its own tokens")
+	}
 	if c.Database == "" {
 		if c.Data == "" {
 			return errors.New("no database: set -data (PIER_DATA) to a directory or -database (DATABASE_URL) to a URL")
 		}
 		c.Database = "sqlite:" + c.Data
 	}
-	if _, _, err := shop.ParseDatabase(c.Database); err != nil {
+	if err := shop.CheckDatabase(c.Database); err != nil {
 		return fmt.Errorf("%s: %w", source["database"], err)
-	}
-	if c.Service == shop.Orders && c.OrdersSecret == "" {
-		return errors.New("no client secret: set -orders-secret (PIER_ORDERS_SECRET), the same for users and orders")
 	}
 	if c.Service == shop.Users && c.SigningKey == "" {
 		if c.Data == "" {
@@ -314,7 +314,8 @@ func Probe(ctx context.Context, addr string) error {
 // oneLine prefixes err's message with the command's name and folds the
 // lines of joined errors into one.
 func oneLine(name string, err error) string {
-	return name + ": " + strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	msg := strings.ReplaceAll(err.Error(), ":\n", ": ")
+	return name + ": " + strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
 }
 
 // Run runs the service cfg describes until ctx ends, then stops it
@@ -341,6 +342,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) (err error) {
 		service.WithAddr(cfg.Addr),
 		service.WithLogger(log),
 		service.WithShutdown(cfg.Drain, cfg.Shutdown),
+	}
+	if cfg.Drain == 0 {
+		opts = append(opts, service.WithoutDrainDelay())
 	}
 	if cfg.Advertise != "" {
 		opts = append(opts, service.WithAdvertiseAddr(cfg.Advertise))
@@ -385,7 +389,10 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) (err error) {
 
 	parts, db, err := shop.OpenParts(ctx, cfg.Service, cfg.Database)
 	if err != nil {
-		return fmt.Errorf("database %s: %w", shop.Redact(cfg.Database), err)
+		if where := shop.Redact(cfg.Database); !strings.Contains(err.Error(), where) {
+			return fmt.Errorf("database %s: %w", where, err)
+		}
+		return fmt.Errorf("database: %w", err) // the store's error names it
 	}
 	closers = append(closers, db)
 	parts.Logger = log
