@@ -43,28 +43,58 @@ func (b Balancer) String() string {
 }
 
 // tried holds the endpoints a request has sent to, so that its retries go
-// elsewhere. Requests make a handful of attempts: a fixed array. Hedged
-// attempts run at once, hence the lock.
+// elsewhere, and what its attempts need to know of each other. Requests make
+// a handful of attempts: a fixed array. Hedged attempts run at once, hence
+// the lock.
 type tried struct {
 	mu       sync.Mutex
 	n        int
 	eps      [8]*endpoint
 	attempts int // endpoints picked, for pier.attempt
+	ended    int // attempts that have returned
+
+	// gone is closed when the caller's context ends (its Done channel; nil when
+	// it never ends), so that an attempt canceled while the caller still waits
+	// is known to have been cut by a policy inside the client.
+	gone <-chan struct{}
 }
 
 // pick chooses an endpoint with b as [Balancer.pick] does and records it as
 // tried, in one step, so that concurrent attempts choose apart. It returns
-// the attempt's number within the request, from 1.
-func (t *tried) pick(b Balancer, eps []*endpoint, now time.Time, counter *atomic.Uint64) (*endpoint, int) {
+// the attempt's number within the request, from 1, and the number of the
+// request's attempts that had ended, for [tried.end].
+func (t *tried) pick(b Balancer, eps []*endpoint, now time.Time, counter *atomic.Uint64) (*endpoint, int, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := b.pick(eps, t, now, counter)
 	if e == nil {
-		return nil, t.attempts
+		return nil, t.attempts, t.ended
 	}
 	t.add(e)
 	t.attempts++
-	return e, t.attempts
+	return e, t.attempts, t.ended
+}
+
+// end records that an attempt picked when ended attempts had ended has
+// returned, and reports whether another attempt of the request returned in
+// the meantime: a hedge that answered first, so that this one was canceled
+// for losing, not for being slow.
+func (t *tried) end(ended int) (overtaken bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	overtaken = t.ended > ended
+	t.ended++
+	return overtaken
+}
+
+// callerGone reports whether the caller's context has ended.
+func (t *tried) callerGone() bool {
+	select {
+	case <-t.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // add records e; t.mu must be held, or t not shared yet.
@@ -87,7 +117,9 @@ func (t *tried) has(e *endpoint) bool {
 
 // pick chooses among eps with b. It prefers endpoints neither ejected nor
 // tried; when there are none it ignores ejection (better a suspect instance
-// than none, as Envoy's panic threshold does), then having been tried.
+// than none, as Envoy's panic threshold does), then having been tried, still
+// preferring an endpoint not ejected, so that a request's last attempt goes
+// back to the instance that works rather than to the one ejected.
 // counter is the service's round-robin position.
 func (b Balancer) pick(eps []*endpoint, t *tried, now time.Time, counter *atomic.Uint64) *endpoint {
 	if len(eps) == 0 {
@@ -96,6 +128,7 @@ func (b Balancer) pick(eps []*endpoint, t *tried, now time.Time, counter *atomic
 	for _, eligible := range [...]func(*endpoint) bool{
 		func(e *endpoint) bool { return !t.has(e) && !e.ejected(now) },
 		func(e *endpoint) bool { return !t.has(e) },
+		func(e *endpoint) bool { return !e.ejected(now) },
 		func(*endpoint) bool { return true },
 	} {
 		n := 0

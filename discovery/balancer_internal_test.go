@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,8 +54,17 @@ func TestPickSkipsTriedAndEjected(t *testing.T) {
 			if got := b.pick(eps, &tr, now, &rr); got != eps[1] {
 				t.Fatalf("picked %v, want the ejected but untried instance", got)
 			}
-			// Every instance tried: one of them again.
+			// Every instance tried: one of them again, not the ejected one.
 			tr.add(eps[1])
+			for range 50 {
+				if got := b.pick(eps, &tr, now, &rr); got == nil || got == eps[1] {
+					t.Fatalf("picked %v with every instance tried, want one not ejected", got)
+				}
+			}
+			// Every instance tried and ejected: one of them all the same.
+			for _, e := range eps {
+				e.until.Store(now.Add(time.Minute).UnixNano())
+			}
 			if got := b.pick(eps, &tr, now, &rr); got == nil {
 				t.Fatal("picked nothing with instances left")
 			}
@@ -124,7 +134,7 @@ func TestEjection(t *testing.T) {
 	cfg := Ejection{}.withDefaults()
 	now := time.Unix(1000, 0)
 	e := &endpoint{}
-	yes := func() bool { return true }
+	yes := func(eject func()) bool { eject(); return true }
 	for i := range 4 {
 		if e.record(now, true, cfg, yes) {
 			t.Fatalf("ejected after %d failures, want 5", i+1)
@@ -154,7 +164,7 @@ func TestEjection(t *testing.T) {
 	// Not allowed (the service's cap is reached): never ejected.
 	f := &endpoint{}
 	for range 20 {
-		if f.record(now, true, cfg, func() bool { return false }) {
+		if f.record(now, true, cfg, func(func()) bool { return false }) {
 			t.Fatal("ejected past the service's cap")
 		}
 	}
@@ -178,7 +188,7 @@ func TestEjectionCap(t *testing.T) {
 		ejected := 0
 		for _, e := range eps {
 			for range cfg.Consecutive {
-				if e.record(now, true, cfg, func() bool { return s.mayEject(now, cfg) }) {
+				if e.record(now, true, cfg, func(eject func()) bool { return s.tryEject(now, cfg, eject) }) {
 					ejected++
 				}
 			}
@@ -206,5 +216,71 @@ func BenchmarkPick(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// The cap used to be checked under the failing endpoint's own lock, so
+// endpoints failing at the same moment all saw room and more than half were
+// ejected.
+func TestEjectionCapExceededByEndpointsFailingTogether(t *testing.T) {
+	cfg := Ejection{Consecutive: 1}.withDefaults()
+	now := time.Unix(1000, 0)
+	const rounds, n, perEndpoint = 1000, 10, 8
+	for round := range rounds {
+		s := &serviceState{}
+		eps := endpoints(n)
+		s.set.Store(&endpointSet{eps: eps})
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, e := range eps {
+			for range perEndpoint {
+				wg.Go(func() {
+					<-start
+					e.record(now, true, cfg, func(eject func()) bool { return s.tryEject(now, cfg, eject) })
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+		if got := s.ejectedAt(now); got > n/2 {
+			t.Fatalf("round %d: %d of %d endpoints ejected, want at most %d", round+1, got, n, n/2)
+		}
+	}
+}
+
+// An endpoint never measured cost 0 however many requests waited on it, so
+// P2C piled requests onto a new instance that hung before its first answer.
+func TestP2CPilesRequestsOntoAnUnmeasuredInstance(t *testing.T) {
+	now := time.Unix(1000, 0)
+	eps := endpoints(2)
+	eps[1].observe(now, 50*time.Millisecond, false) // measured, and slow
+	var rr atomic.Uint64
+	if got := P2C.pick(eps, &tried{}, now, &rr); got != eps[0] {
+		t.Fatalf("P2C picked %s, want the unmeasured, idle instance (tried at once)", got.addr)
+	}
+	eps[0].inflight.Store(1) // its first request has not answered
+	for range 100 {
+		if got := P2C.pick(eps, &tried{}, now, &rr); got != eps[1] {
+			t.Fatalf("P2C picked %s, an unmeasured instance with a request in flight, want the measured one", got.addr)
+		}
+	}
+}
+
+// An attempt cut before it answered took at least its time: a peak when
+// above the average, nothing when below (the answer would have come later).
+func TestCutAttemptRaisesButNeverLowersTheCost(t *testing.T) {
+	now := time.Unix(1000, 0)
+	e := &endpoint{}
+	e.observeCut(now, 100*time.Millisecond)
+	if got := time.Duration(e.load()); got != 100*time.Millisecond {
+		t.Fatalf("after a cut at 100ms an unmeasured endpoint costs %v, want 100ms", got)
+	}
+	e.observeCut(now.Add(ewmaTau), time.Millisecond)
+	if got := time.Duration(e.load()); got != 100*time.Millisecond {
+		t.Fatalf("a cut at 1ms moved the cost to %v, want it kept at 100ms", got)
+	}
+	e.observeCut(now.Add(ewmaTau), 300*time.Millisecond)
+	if got := time.Duration(e.load()); got != 300*time.Millisecond {
+		t.Fatalf("after a cut at 300ms the cost is %v, want the peak, 300ms", got)
 	}
 }

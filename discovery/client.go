@@ -16,6 +16,7 @@ import (
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/budget"
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/timeout"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -160,7 +161,11 @@ func WithOutlierEjection(e Ejection) ClientOption {
 // WithCircuitBreaker sets the builder of the circuit breaker each service
 // gets, above the per-instance ejection: when most of a service's requests
 // fail, requests fail at once (with circuitbreaker.ErrOpen) until trial
-// requests succeed again. Start from [resilience.NewCircuitBreakerBuilder] and
+// requests succeed again. It counts requests, after their retries, not
+// attempts: a request that succeeded on another instance is a success, so an
+// instance that fails among healthy ones is ejection's business and never
+// opens it; a request that failed and whose retry the retry budget refused is
+// a failure. Start from [resilience.NewCircuitBreakerBuilder] and
 // tune it with failsafe's builder methods:
 //
 //	discovery.WithCircuitBreaker(resilience.NewCircuitBreakerBuilder().WithDelay(10 * time.Second))
@@ -189,7 +194,9 @@ func WithoutCircuitBreaker() ClientOption {
 
 // WithAttemptTimeout bounds each attempt with a failsafe timeout
 // ([resilience.NewTimeoutBuilder]), so that a hung instance costs one attempt
-// and not the caller's whole budget. The default, and 0, is none: attempts
+// and not the caller's whole budget: an attempt it cuts is a failure of its
+// instance, for the balancer and for outlier ejection, and a retryable
+// request goes on to another instance. The default, and 0, is none: attempts
 // are bounded only by the request's context. A negative d is invalid (see
 // [NewClient]).
 func WithAttemptTimeout(d time.Duration) ClientOption {
@@ -336,11 +343,37 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.cfg.idempotencyKeys && !resilience.Idempotent(req) {
 		req = withIdempotencyKey(req)
 	}
+	// The service's breaker counts requests, not attempts: a request that
+	// succeeded on a retry is a success, so one bad instance among good ones
+	// (ejection's business) cannot open it for the whole service.
+	if svc.breaker != nil && !svc.breaker.TryAcquirePermit() {
+		closeBody(req)
+		return nil, circuitbreaker.ErrOpen // unchanged, as failsafe's breaker policy returns it
+	}
 	// The instances a request has tried travel with it, so that its retries
 	// and hedges go elsewhere.
-	req = req.WithContext(context.WithValue(req.Context(), triedKey{}, &tried{}))
+	ctx := req.Context()
+	req = req.WithContext(context.WithValue(ctx, triedKey{}, &tried{gone: ctx.Done()}))
 	resp, err := svc.transport.RoundTrip(req)
-	if ctx := req.Context(); t.tel.requests.Enabled(ctx) {
+	if svc.breaker != nil {
+		// A retry that the budget or the breaker (opened meanwhile) refused
+		// leaves a request that failed on its instances; every other outcome
+		// is classified as for an attempt, with the caller's request, so that
+		// its own deadline is told from an instance's slowness. What that
+		// does not call a failure goes to the breaker's own conditions (the
+		// builder's HandleIf and the like): a success unless they say
+		// otherwise, as failsafe's breaker policy records it.
+		switch {
+		case resilience.IsFailure(req, resp, err) || errors.Is(err, budget.ErrExceeded) ||
+			errors.Is(err, circuitbreaker.ErrOpen):
+			svc.breaker.RecordFailure()
+		case err != nil:
+			svc.breaker.RecordError(err)
+		default:
+			svc.breaker.RecordResult(resp)
+		}
+	}
+	if t.tel.requests.Enabled(ctx) {
 		outcome := 0
 		if err != nil || resilience.FailureStatus(resp.StatusCode) {
 			outcome = 1
@@ -381,10 +414,16 @@ type picker struct {
 // method: as gRPC's transparent retries do for calls that never left.
 func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	t, svc := p.t, p.svc
+	if svc.breaker != nil && svc.breaker.IsOpen() {
+		// The service's breaker opened since this request passed it: its
+		// retries stop, as they would with the breaker inside them.
+		closeBody(req)
+		return nil, circuitbreaker.ErrOpen
+	}
 	ctx := req.Context()
 	tr, _ := ctx.Value(triedKey{}).(*tried)
 	if tr == nil {
-		tr = &tried{}
+		tr = &tried{gone: ctx.Done()}
 	}
 	instances, err := t.resolver.Resolve(ctx, svc.name)
 	if err != nil {
@@ -394,7 +433,7 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 	eps := svc.endpointsOf(instances)
 	for n := 0; ; n++ {
 		now := t.cfg.now()
-		ep, attempt := tr.pick(t.cfg.balancer, eps, now, &svc.rr)
+		ep, attempt, ended := tr.pick(t.cfg.balancer, eps, now, &svc.rr)
 		if ep == nil {
 			closeBody(req)
 			return nil, fmt.Errorf("discovery: %w for %q", ErrNoInstances, svc.name)
@@ -404,6 +443,7 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		out, span, err := p.prepare(req, ep, n, attempt, now)
 		if err != nil {
+			tr.end(ended)
 			closeBody(req)
 			return nil, err
 		}
@@ -411,17 +451,40 @@ func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := t.cfg.base.RoundTrip(out)
 		ep.inflight.Add(-1)
 		end := t.cfg.now()
+		rtt := end.Sub(now)
+		overtaken := tr.end(ended)
 		failed := resilience.IsFailure(out, resp, err)
+		if err != nil && !failed && out.Context().Err() != nil {
+			// Canceled before it answered.
+			if tr.callerGone() || overtaken {
+				// By the caller, or for losing to a hedge: no failure of
+				// the instance, but it took at least rtt. A latency sample
+				// even so, or the balancer would go on choosing a hung
+				// instance, which never completes a request.
+				ep.observeCut(end, rtt)
+			} else {
+				// By a policy while the caller still waits: an attempt
+				// timeout, which the policy reports as timeout.ErrExceeded
+				// while the attempt itself sees only a canceled context.
+				// The instance was too slow: a failure, for the balancer,
+				// for ejection and in the attempt's span.
+				failed = true
+				err = fmt.Errorf("discovery: attempt to %s canceled after %v: %w (%w)",
+					ep.addr, rtt.Round(time.Millisecond), timeout.ErrExceeded, err)
+			}
+		}
 		if failed || err == nil { // a caller's cancellation says nothing of the instance
-			ep.observe(end, end.Sub(now), failed)
-			if ep.record(end, failed, t.cfg.ejection, func() bool { return svc.mayEject(end, t.cfg.ejection) }) &&
-				t.tel.ejections.Enabled(ctx) {
+			ep.observe(end, rtt, failed)
+			if ep.record(end, failed, t.cfg.ejection, func(eject func()) bool {
+				return svc.tryEject(end, t.cfg.ejection, eject)
+			}) && t.tel.ejections.Enabled(ctx) {
 				t.tel.ejections.Add(ctx, 1, svc.tel.onlyName...)
 			}
 		}
-		resp = t.tel.finish(out.Context(), span, &svc.tel, req.URL, out, resp, err, end.Sub(now))
-		if err == nil || !notSent(err) || n+1 >= len(eps) || (req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
-			return resp, err
+		resp = t.tel.finish(out.Context(), span, &svc.tel, req.URL, out, resp, err, rtt)
+		if err == nil || !notSent(err) || out.Context().Err() != nil || n+1 >= len(eps) ||
+			(req.Body != nil && req.Body != http.NoBody && req.GetBody == nil) {
+			return resp, err // a dial cut by the attempt's end is not retried here
 		}
 	}
 }
@@ -527,9 +590,10 @@ func (t *clientTransport) service(name string) *serviceState {
 				tel.transitions.Add(ctx, 1, st.transition[e.NewState]...)
 			}
 		}
-		// Built under t.mu, so b is never used by two goroutines at once.
+		// Built under t.mu, so b is never used by two goroutines at once. Not
+		// a policy of the chain, where it would count attempts: RoundTrip asks
+		// it for a permit and records each request's outcome.
 		s.breaker = b.OnOpen(transition).OnHalfOpen(transition).OnClose(transition).Build()
-		policies = append(policies, s.breaker)
 	}
 	policies = append(policies, t.cfg.policies...)
 	if t.cfg.attemptTimeout > 0 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/idempotency"
@@ -238,40 +239,47 @@ func TestInstanceClosedMidRun(t *testing.T) {
 	t.Logf("failed: %d GETs, %d POSTs without a key, %d with one", getFailed, postFailed, keyedFailed)
 }
 
+// P2C failed to beat round robin clearly on a busy machine (0.17 of requests
+// to the slow instance against 0.33): the slow instance took 20 ms against
+// 1 ms, and on two busy cores a fast instance's stalls reach that; peak EWMA
+// keeps such a peak for seconds (tau 10 s), and four callers multiplied it by
+// the requests in flight. Now the slow instance waits 500 ms, past the stalls
+// of a loopback answer even beside busy loops, the callers go one at a time
+// (the in-flight factor is TestP2CPrefersTheLessLoaded's), and the test does
+// not run in parallel with the others, so that it measures the balancer
+// rather than the machine. Round robin gives the slow instance a third of
+// the requests by construction (TestSpread): it is not run here, where it
+// would wait 500 ms fifteen times.
 func TestP2CAvoidsASlowInstance(t *testing.T) {
-	t.Parallel()
-	share := func(b discovery.Balancer) float64 {
-		f := newFleet(t, 3, func(w http.ResponseWriter, r *http.Request) {
-			work(time.Millisecond)
-			ok(w, r)
-		})
-		f.ins[0].set(func(w http.ResponseWriter, r *http.Request) {
-			work(20 * time.Millisecond) // 20 times slower
-			ok(w, r)
-		})
-		if failed := run(f.client(t, discovery.WithBalancer(b)), 300, 4, "GET", nil); failed != 0 {
-			t.Fatalf("%s: %d requests failed", b, failed)
-		}
-		var total int64
-		for _, in := range f.ins {
-			total += in.hits.Load()
-		}
-		return float64(f.ins[0].hits.Load()) / float64(total)
+	const requests = 45
+	f := newFleet(t, 3, ok)
+	slow := f.ins[0]
+	slow.set(func(w http.ResponseWriter, r *http.Request) {
+		work(500 * time.Millisecond)
+		ok(w, r)
+	})
+	if failed := run(f.client(t), requests, 1, "GET", nil); failed != 0 {
+		t.Fatalf("%d requests failed", failed)
 	}
-	rr, p2c := share(discovery.RoundRobin), share(discovery.P2C)
-	t.Logf("share of requests sent to the slow instance: round robin %.2f, P2C %.2f", rr, p2c)
-	if p2c >= rr/2 {
-		t.Fatalf("P2C sent the slow instance %.2f of requests, round robin %.2f; want far less", p2c, rr)
+	var total int64
+	for _, in := range f.ins {
+		total += in.hits.Load()
+	}
+	share := float64(slow.hits.Load()) / float64(total)
+	t.Logf("P2C sent the slow instance %d of %d requests (%.2f); round robin sends it a third", slow.hits.Load(), total, share)
+	if share >= 1.0/6 {
+		t.Fatalf("P2C sent the slow instance %.2f of requests, round robin a third; want far less", share)
 	}
 }
 
 func TestEveryInstanceFailing(t *testing.T) {
 	t.Parallel()
+	rec := newRecorder(t)
 	f := newFleet(t, 3, status(http.StatusServiceUnavailable))
-	c := f.client(t,
+	c := f.client(t, rec.options(
 		discovery.WithRetryBackoff(time.Millisecond, 2*time.Millisecond),
 		discovery.WithCircuitBreaker(resilience.NewCircuitBreakerBuilder().WithDelay(200*time.Millisecond)),
-	)
+	)...)
 	const requests = 200
 	var opened atomic.Int64
 	var wg sync.WaitGroup
@@ -294,7 +302,11 @@ func TestEveryInstanceFailing(t *testing.T) {
 	if ratio > 1.5 {
 		t.Errorf("%.2f attempts per request, want the retry budget (20%%) to keep it near 1.2", ratio)
 	}
-	if opened.Load() == 0 {
+	// The breaker counts requests: those that passed it while it was closed
+	// failed, and opened it. (Whether later ones meet it open depends on how
+	// the burst is scheduled against its 200 ms open delay: the transition
+	// is what is certain.)
+	if n, _ := value(t, rec.collect(t), "pier.client.breaker.transitions", users, attribute.String("state", "open")); n == 0 {
 		t.Error("the breaker never opened")
 	}
 

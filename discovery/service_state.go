@@ -21,6 +21,11 @@ type serviceState struct {
 	mu        sync.Mutex // serialises rebuilds of set
 	set       atomic.Pointer[endpointSet]
 	endpoints map[string]*endpoint // by address, kept across instance-set changes
+
+	// ejectMu makes counting the ejected endpoints and ejecting one a single
+	// step (tryEject), so that endpoints failing together cannot all see room
+	// under the cap. Ejections are rare, so a mutex costs nothing that matters.
+	ejectMu sync.Mutex
 }
 
 // endpointSet is the endpoints of one instance set, as Resolve returned it.
@@ -59,6 +64,20 @@ func (s *serviceState) endpointsOf(instances []Instance) []*endpoint {
 
 func sameSlice(a, b []Instance) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// tryEject calls eject, which ejects one of s's endpoints, when one more may be
+// ejected at now under cfg's cap, and reports whether it did. The count and the
+// ejection are one step: no other endpoint of s is ejected in between. It is
+// the gate of [endpoint.record]; it takes no endpoint's lock.
+func (s *serviceState) tryEject(now time.Time, cfg Ejection, eject func()) bool {
+	s.ejectMu.Lock()
+	defer s.ejectMu.Unlock()
+	if !s.mayEject(now, cfg) {
+		return false
+	}
+	eject()
+	return true
 }
 
 // mayEject reports whether one more of s's endpoints may be ejected at now.
