@@ -123,7 +123,17 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	}()
 	var stopOnce sync.Once
 	stopLoad := func() { stopOnce.Do(func() { close(stop) }) }
-	t.Cleanup(stopLoad)
+	// A test that fails halfway stops the load and waits for the generator
+	// before its processes are killed (cleanups run last first).
+	t.Cleanup(func() {
+		stopLoad()
+		select {
+		case r := <-loadDone:
+			loadDone <- r
+		case <-time.After(2 * bound):
+			t.Errorf("the load generator did not return %v after its stop", 2*bound)
+		}
+	})
 	loadFailed := func() error {
 		select {
 		case r := <-loadDone:
