@@ -233,9 +233,9 @@ func waitFor(t *testing.T, client *http.Client, url string, p *proc) {
 // TestProcessesStaticRegistry starts users, products, payments, orders and
 // the gateway as five processes on loopback ports, found through a static
 // list and keeping their data in SQLite files of their own, waits for the
-// gateway's /health, registers, logs in and lists the products through the
-// gateway, then stops every process with SIGTERM and checks that each exits
-// 0.
+// gateway's /health, registers, logs in, lists the products and places an
+// order through the gateway, then stops every process with SIGTERM and
+// checks that each exits 0.
 func TestProcessesStaticRegistry(t *testing.T) {
 	bin := binaries(t)
 	addrs := map[string]string{}
@@ -292,41 +292,51 @@ func TestProcessesStaticRegistry(t *testing.T) {
 		t.Fatalf("products -probe on a ready instance: %v: %s", err, out)
 	}
 
-	post := func(path string, body any, want int) map[string]any {
+	// call sends a JSON request to the gateway, with token when not empty,
+	// decodes the answer into out and returns its status.
+	call := func(method, path, token string, body, out any) int {
 		t.Helper()
-		b, _ := json.Marshal(body)
-		resp, err := client.Post(base+path, "application/json", bytes.NewReader(b))
+		var rd io.Reader
+		if body != nil {
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequest(method, base+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Idempotency-Key", path+"-once")
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var out map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != want {
-			t.Fatalf("POST %s = %d (%v) %v, want %d", path, resp.StatusCode, err, out, want)
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s = %d: %v", method, path, resp.StatusCode, err)
 		}
-		return out
+		return resp.StatusCode
 	}
-	post("/api/users", map[string]string{"email": "carol@example.com", "password": "carol-password", "name": "Carol"}, http.StatusCreated)
-	tok := post("/api/login", map[string]string{"email": "carol@example.com", "password": "carol-password"}, http.StatusOK)
-	token, _ := tok["access_token"].(string)
-	if token == "" {
-		t.Fatalf("no access_token in %v", tok)
+	carol := map[string]string{"email": "carol@example.com", "password": "carol-password", "name": "Carol"}
+	var user, me struct{ ID, Email string }
+	if code := call("POST", "/api/users", "", carol, &user); code != http.StatusCreated || user.ID == "" {
+		t.Fatalf("POST /api/users = %d %+v", code, user)
 	}
-	req, _ := http.NewRequest(http.MethodGet, base+"/api/users/me", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	var tok struct {
+		Token string `json:"access_token"`
 	}
-	var me struct{ Email string }
-	err = json.NewDecoder(resp.Body).Decode(&me)
-	_ = resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || me.Email != "carol@example.com" {
-		t.Fatalf("GET /api/users/me = %d %+v %v", resp.StatusCode, me, err)
+	login := map[string]string{"email": carol["email"], "password": carol["password"]}
+	if code := call("POST", "/api/login", "", login, &tok); code != http.StatusOK || tok.Token == "" {
+		t.Fatalf("POST /api/login = %d %+v", code, tok)
 	}
-	resp, err = client.Get(base + "/api/products")
-	if err != nil {
-		t.Fatal(err)
+	if code := call("GET", "/api/users/me", tok.Token, nil, &me); code != http.StatusOK || me != user {
+		t.Fatalf("GET /api/users/me = %d %+v, want %+v", code, me, user)
 	}
 	var page struct {
 		Products []struct {
@@ -334,10 +344,25 @@ func TestProcessesStaticRegistry(t *testing.T) {
 			Stock int    `json:"stock"`
 		} `json:"products"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&page)
-	_ = resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || len(page.Products) != len(shop.SeedProducts) {
-		t.Fatalf("GET /api/products = %d, %d products (want %d), %v", resp.StatusCode, len(page.Products), len(shop.SeedProducts), err)
+	if code := call("GET", "/api/products", "", nil, &page); code != http.StatusOK || len(page.Products) != len(shop.SeedProducts) {
+		t.Fatalf("GET /api/products = %d, %d products, want %d", code, len(page.Products), len(shop.SeedProducts))
+	}
+
+	// An order runs the saga across four processes: orders gets its own
+	// token from users with the shared secret, reserves at products and
+	// charges at payments.
+	first := page.Products[0]
+	var order struct{ Status string }
+	code := call("POST", "/api/orders", tok.Token, map[string]any{
+		"items":       []map[string]any{{"product_id": first.ID, "quantity": 2}},
+		"card_number": "4242424242424242",
+	}, &order)
+	if code != http.StatusCreated || order.Status != "confirmed" {
+		t.Fatalf("POST /api/orders = %d %+v; orders stderr:\n%s", code, order, procs[3].stderr.String())
+	}
+	var after struct{ Stock int }
+	if code := call("GET", "/api/products/"+first.ID, "", nil, &after); code != http.StatusOK || after.Stock != first.Stock-2 {
+		t.Fatalf("stock after ordering 2 of %d: %d (status %d)", first.Stock, after.Stock, code)
 	}
 	client.CloseIdleConnections()
 
