@@ -207,6 +207,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	var r result
 	select {
 	case r = <-loadDone:
+		loadDone <- r // for the cleanup, which waits for it too
 	case <-time.After(bound + 30*time.Second):
 		t.Fatalf("the load generator did not finish its check; progress:\n%s", progress.String())
 	}
