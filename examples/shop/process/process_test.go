@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pier-go/pier/examples/shop"
+	"github.com/pier-go/pier/examples/shop/internal/pgtest"
 	"github.com/pier-go/pier/examples/shop/process"
 )
 
@@ -230,29 +234,39 @@ func waitFor(t *testing.T, client *http.Client, url string, p *proc) {
 	}
 }
 
-// TestProcessesStaticRegistry starts users, products, payments, orders and
-// the gateway as five processes on loopback ports, found through a static
-// list and keeping their data in SQLite files of their own, waits for the
-// gateway's /health, registers, logs in, lists the products and places an
-// order through the gateway, then stops every process with SIGTERM and
-// checks that each exits 0.
-func TestProcessesStaticRegistry(t *testing.T) {
-	bin := binaries(t)
-	addrs := map[string]string{}
-	var list []string
+// startShop starts the five commands from bin on free loopback ports with
+// env, each service with a SQLite data directory of its own, the users
+// service seeding its demo users and products its catalogue, and waits until
+// every instance is ready and the gateway's /health answers 200. A test that
+// fails halfway leaves no process behind.
+func startShop(t *testing.T, bin string, addrs map[string]string, env []string) []*proc {
+	t.Helper()
+	var list []instance
 	for _, c := range commands {
-		addrs[c] = freePort(t)
-		if c != shop.Gateway {
-			list = append(list, c+"="+addrs[c])
-		}
+		list = append(list, instance{cmd: c, addr: addrs[c], args: []string{"-data", t.TempDir()}})
 	}
-	env := append(cleanEnv(), "PIER_ORDERS_SECRET=orders-secret", "PIER_REGISTRY=static", "PIER_SERVICES="+strings.Join(list, ";"), "PIER_DRAIN=100ms")
+	list[len(list)-1].args = nil // the gateway has no data
+	return start(t, bin, list, env)
+}
+
+// instance is a process to start: a command, its address and more flags.
+type instance struct {
+	cmd, addr string
+	args      []string
+}
+
+// start starts the instances from bin with env, the first users instance
+// seeding the demo users and the first products instance the catalogue,
+// and waits until every instance is ready and the gateway's /health (the
+// last instance's) answers 200.
+func start(t *testing.T, bin string, instances []instance, env []string) []*proc {
+	t.Helper()
 	extra := map[string][]string{
 		shop.Users:    {"-admin-password", "admin-password"},
 		shop.Products: {"-seed"},
 	}
 	var procs []*proc
-	t.Cleanup(func() { // a test that failed halfway leaves no process behind
+	t.Cleanup(func() {
 		for _, p := range procs {
 			if p.cmd.ProcessState == nil {
 				_ = p.cmd.Process.Kill()
@@ -260,13 +274,11 @@ func TestProcessesStaticRegistry(t *testing.T) {
 			}
 		}
 	})
-	for _, c := range commands {
-		args := append([]string{"-addr", addrs[c]}, extra[c]...)
-		if c != shop.Gateway {
-			args = append(args, "-data", t.TempDir())
-		}
-		p := &proc{name: c, addr: addrs[c], stderr: &syncBuffer{}, done: make(chan error, 1)}
-		p.cmd = exec.Command(filepath.Join(bin, c), args...)
+	for _, in := range instances {
+		args := append(append([]string{"-addr", in.addr}, extra[in.cmd]...), in.args...)
+		delete(extra, in.cmd) // the first instance seeds
+		p := &proc{name: in.cmd, addr: in.addr, stderr: &syncBuffer{}, done: make(chan error, 1)}
+		p.cmd = exec.Command(filepath.Join(bin, in.cmd), args...)
 		p.cmd.Env = env
 		p.cmd.Stderr = p.stderr
 		if err := p.cmd.Start(); err != nil {
@@ -275,23 +287,32 @@ func TestProcessesStaticRegistry(t *testing.T) {
 		go func() { p.done <- p.cmd.Wait() }()
 		procs = append(procs, p)
 	}
-
 	client := &http.Client{Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
 	for _, p := range procs {
 		waitFor(t, client, "http://"+p.addr+"/health/ready", p)
 	}
 	gw := procs[len(procs)-1]
-	base := "http://" + gw.addr
-	waitFor(t, client, base+"/health", gw)
+	waitFor(t, client, "http://"+gw.addr+"/health", gw)
+	return procs
+}
 
-	// The container health check: -probe asks the instance on -addr.
-	probe := exec.Command(filepath.Join(bin, shop.Products), "-probe", "-addr", addrs[shop.Products], "-data", t.TempDir())
-	probe.Env = env
-	if out, err := probe.CombinedOutput(); err != nil {
-		t.Fatalf("products -probe on a ready instance: %v: %s", err, out)
+// shopAddrs returns a free loopback address for every command.
+func shopAddrs(t *testing.T) map[string]string {
+	addrs := map[string]string{}
+	for _, c := range commands {
+		addrs[c] = freePort(t)
 	}
+	return addrs
+}
 
+// walk registers, logs in, reads /api/users/me, lists the seeded products
+// and places an order of two units through the gateway at base; it returns
+// the product ordered and its stock after the order.
+func walk(t *testing.T, base string, procs []*proc) (product string, stock int) {
+	t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
 	// call sends a JSON request to the gateway, with token when not empty,
 	// decodes the answer into out and returns its status.
 	call := func(method, path, token string, body, out any) int {
@@ -358,14 +379,24 @@ func TestProcessesStaticRegistry(t *testing.T) {
 		"card_number": "4242424242424242",
 	}, &order)
 	if code != http.StatusCreated || order.Status != "confirmed" {
-		t.Fatalf("POST /api/orders = %d %+v; orders stderr:\n%s", code, order, procs[3].stderr.String())
+		for _, p := range procs {
+			if p.name == shop.Orders {
+				t.Logf("orders stderr:\n%s", p.stderr.String())
+			}
+		}
+		t.Fatalf("POST /api/orders = %d %+v", code, order)
 	}
 	var after struct{ Stock int }
 	if code := call("GET", "/api/products/"+first.ID, "", nil, &after); code != http.StatusOK || after.Stock != first.Stock-2 {
 		t.Fatalf("stock after ordering 2 of %d: %d (status %d)", first.Stock, after.Stock, code)
 	}
-	client.CloseIdleConnections()
+	return first.ID, after.Stock
+}
 
+// stopShop sends SIGTERM to every process and requires each to exit 0 after
+// a clean stop.
+func stopShop(t *testing.T, procs []*proc) {
+	t.Helper()
 	for _, p := range procs {
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatalf("%s: %v", p.name, err)
@@ -384,10 +415,196 @@ func TestProcessesStaticRegistry(t *testing.T) {
 			t.Fatalf("%s still running a minute after SIGTERM", p.name)
 		}
 	}
+}
+
+// TestProcessesStaticRegistry starts users, products, payments, orders and
+// the gateway as five processes on loopback ports, found through a static
+// list and keeping their data in SQLite files of their own, waits for the
+// gateway's /health, registers, logs in, lists the products and places an
+// order through the gateway, then stops every process with SIGTERM and
+// checks that each exits 0; -probe answers for a ready instance and fails
+// for a stopped one.
+func TestProcessesStaticRegistry(t *testing.T) {
+	bin := binaries(t)
+	addrs := shopAddrs(t)
+	var list []string
+	for _, c := range commands[:4] {
+		list = append(list, c+"="+addrs[c])
+	}
+	env := append(cleanEnv(), "PIER_ORDERS_SECRET=orders-secret", "PIER_REGISTRY=static", "PIER_SERVICES="+strings.Join(list, ";"), "PIER_DRAIN=100ms")
+	procs := startShop(t, bin, addrs, env)
+
+	// The container health check: -probe asks the instance on -addr.
+	probe := exec.Command(filepath.Join(bin, shop.Products), "-probe", "-addr", addrs[shop.Products], "-data", t.TempDir())
+	probe.Env = env
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Fatalf("products -probe on a ready instance: %v: %s", err, out)
+	}
+	walk(t, "http://"+addrs[shop.Gateway], procs)
+	stopShop(t, procs)
 	line := runBad(t, bin, shop.Products, env[len(env)-3:], "-probe", "-addr", addrs[shop.Products], "-data", t.TempDir())
 	if want := "products: probe http://" + addrs[shop.Products] + "/health/ready: "; !strings.HasPrefix(line, want) || strings.Count(line, "\n") != 1 {
 		t.Errorf("-probe on a stopped instance: %q, want one line starting %q", line, want)
 	}
+}
+
+// consulAgent starts a Consul agent in -dev mode on free loopback ports and
+// returns its HTTP address once it has a leader. Without a consul binary on
+// PATH the test is skipped, or fails when PIER_REQUIRE_CONSUL=1 (as make test
+// sets it).
+func consulAgent(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("consul")
+	if err != nil {
+		if os.Getenv("PIER_REQUIRE_CONSUL") == "1" {
+			t.Fatalf("PIER_REQUIRE_CONSUL=1 but no consul agent on PATH (%v): make consul builds one into .cache/bin", err)
+		}
+		t.Skip("no consul agent on PATH: skipped (make test builds one and requires it)")
+	}
+	port := func() string { _, p, _ := net.SplitHostPort(freePort(t)); return p }
+	httpAddr := "127.0.0.1:" + port()
+	_, httpPort, _ := net.SplitHostPort(httpAddr)
+	agent := &proc{name: "consul", stderr: &syncBuffer{}, done: make(chan error, 1)}
+	agent.cmd = exec.Command(bin, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-http-port", httpPort, "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+		"-serf-lan-port", port(), "-serf-wan-port", port(), "-server-port", port(), "-log-level", "warn")
+	agent.cmd.Stdout, agent.cmd.Stderr = agent.stderr, agent.stderr
+	if err := agent.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { agent.done <- agent.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = agent.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-agent.done:
+		case <-time.After(30 * time.Second):
+			_ = agent.cmd.Process.Kill()
+			<-agent.done
+		}
+	})
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if resp, err := client.Get("http://" + httpAddr + "/v1/status/leader"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && len(b) > 2 { // a quoted address, not ""
+				return httpAddr
+			}
+		}
+		select {
+		case err := <-agent.done:
+			t.Fatalf("consul agent exited (%v):\n%s", err, agent.stderr.String())
+		case <-deadline.C:
+			t.Fatalf("consul agent has no leader after a minute:\n%s", agent.stderr.String())
+		case <-tick.C:
+		}
+	}
+}
+
+// passing returns the addresses Consul at agent lists as passing for
+// service.
+func passing(t *testing.T, agent, service string) []string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + agent + "/v1/health/service/" + service + "?passing=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var entries []struct {
+		Service struct {
+			Address string
+			Port    int
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&entries); err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, e := range entries {
+		addrs = append(addrs, net.JoinHostPort(e.Service.Address, strconv.Itoa(e.Service.Port)))
+	}
+	return addrs
+}
+
+// TestProcessesConsulRegistry runs the five commands with -registry consul
+// against a real Consul agent: each instance registers its address, the
+// services find each other through Consul, an order goes through, and after
+// SIGTERM every process exits 0 and has left Consul's catalog.
+func TestProcessesConsulRegistry(t *testing.T) {
+	agent := consulAgent(t)
+	bin := binaries(t)
+	addrs := shopAddrs(t)
+	env := append(cleanEnv(), "PIER_ORDERS_SECRET=orders-secret", "PIER_REGISTRY=consul", "CONSUL_HTTP_ADDR="+agent, "PIER_DRAIN=100ms")
+	procs := startShop(t, bin, addrs, env)
+	// An instance registers once it is ready, retrying with backoff: wait
+	// for each, a minute at most.
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for _, c := range commands {
+		for got := passing(t, agent, c); !slices.Equal(got, []string{addrs[c]}); got = passing(t, agent, c) {
+			select {
+			case <-deadline.C:
+				t.Fatalf("Consul lists %s at %v, want [%s]", c, got, addrs[c])
+			case <-tick.C:
+			}
+		}
+	}
+	walk(t, "http://"+addrs[shop.Gateway], procs)
+	stopShop(t, procs)
+	for _, c := range commands {
+		if got := passing(t, agent, c); len(got) != 0 {
+			t.Errorf("after SIGTERM Consul still lists %s at %v", c, got)
+		}
+	}
+}
+
+// TestProcessesPostgres runs two products instances on one PostgreSQL
+// database beside one instance of each other service, found through a static
+// list: an order placed through the gateway takes stock that both products
+// instances then report.
+func TestProcessesPostgres(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	bin := binaries(t)
+	addrs := shopAddrs(t)
+	second := freePort(t)
+	list := fmt.Sprintf("users=%s;products=%s,%s;payments=%s;orders=%s",
+		addrs[shop.Users], addrs[shop.Products], second, addrs[shop.Payments], addrs[shop.Orders])
+	env := append(cleanEnv(), "PIER_ORDERS_SECRET=orders-secret", "PIER_REGISTRY=static", "PIER_SERVICES="+list,
+		"PIER_DRAIN=100ms", "DATABASE_URL="+db)
+	procs := start(t, bin, []instance{
+		{cmd: shop.Users, addr: addrs[shop.Users], args: []string{"-data", t.TempDir()}}, // the signing key
+		{cmd: shop.Products, addr: addrs[shop.Products]},
+		{cmd: shop.Products, addr: second},
+		{cmd: shop.Payments, addr: addrs[shop.Payments]},
+		{cmd: shop.Orders, addr: addrs[shop.Orders]},
+		{cmd: shop.Gateway, addr: addrs[shop.Gateway]},
+	}, env)
+	id, stock := walk(t, "http://"+addrs[shop.Gateway], procs)
+	client := &http.Client{Timeout: 30 * time.Second}
+	defer client.CloseIdleConnections()
+	for _, addr := range []string{addrs[shop.Products], second} {
+		resp, err := client.Get("http://" + addr + "/products/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct{ Stock int }
+		err = json.NewDecoder(resp.Body).Decode(&p)
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || p.Stock != stock {
+			t.Errorf("products at %s: %d, stock %d (%v), want %d", addr, resp.StatusCode, p.Stock, err, stock)
+		}
+	}
+	client.CloseIdleConnections()
+	stopShop(t, procs)
 }
 
 // TestParseFlagWinsOverEnvironment checks Parse's precedence and defaults
