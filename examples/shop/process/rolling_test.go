@@ -48,10 +48,9 @@ const bound = 90 * time.Second
 // balance at the end.
 func TestRollingRestartUnderLoad(t *testing.T) {
 	begin := time.Now()
-	consulBin := consulAgent(t)
 	database := pgtest.NewDatabase(t)
+	consulAddr := consulAgent(t)
 	bin := binaries(t)
-	consulAddr := startConsul(t, consulBin)
 	cat := &catalog{addr: consulAddr, client: &http.Client{Timeout: 10 * time.Second}}
 	t.Cleanup(cat.client.CloseIdleConnections)
 
@@ -268,51 +267,6 @@ const routesYAML = `routes:
   - {name: products, prefix: /api/products, service: products, rewrite: /products, auth: none}
   - {name: orders, prefix: /api/orders, service: orders, rewrite: /orders}
 `
-
-// consulAgent returns the consul binary on PATH. Without one it fails t
-// when PIER_REQUIRE_CONSUL=1 (as make test sets it), and skips it otherwise.
-func consulAgent(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("consul")
-	if err != nil {
-		if os.Getenv("PIER_REQUIRE_CONSUL") == "1" {
-			t.Fatalf("PIER_REQUIRE_CONSUL=1 but no consul agent on PATH (%v): make consul builds one into .cache/bin", err)
-		}
-		t.Skip("no consul agent on PATH: skipped (make test builds one and requires it; or put .cache/bin on PATH)")
-	}
-	return path
-}
-
-// startConsul starts a single-node dev agent on free loopback ports (no DNS,
-// no gRPC) and returns its HTTP address once it has a leader and its node
-// is in the catalog.
-func startConsul(t *testing.T, path string) string {
-	t.Helper()
-	port := func() string {
-		_, p, _ := net.SplitHostPort(freePort(t))
-		return p
-	}
-	httpPort := port()
-	c := startChild(t, "consul", path, cleanEnv(), "agent", "-dev", "-node", "pier-rolling",
-		"-bind", "127.0.0.1", "-client", "127.0.0.1", "-advertise", "127.0.0.1",
-		"-http-port", httpPort, "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-		"-serf-lan-port", port(), "-serf-wan-port", port(), "-server-port", port(), "-log-level", "warn")
-	addr := "127.0.0.1:" + httpPort
-	client := &http.Client{Timeout: 5 * time.Second}
-	defer client.CloseIdleConnections()
-	waitUntil(t, "the Consul agent has a leader and its node", c, func() error {
-		var leader string
-		if err := getJSON(client, "http://"+addr+"/v1/status/leader", &leader); err != nil || leader == "" {
-			return fmt.Errorf("no leader (%v)", err)
-		}
-		var nodes []struct{ Node string }
-		if err := getJSON(client, "http://"+addr+"/v1/catalog/nodes", &nodes); err != nil || len(nodes) == 0 {
-			return fmt.Errorf("node not in the catalog (%v)", err)
-		}
-		return nil
-	})
-	return addr
-}
 
 // catalog asks the Consul agent which instances pass their checks.
 type catalog struct {
