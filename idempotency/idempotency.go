@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pier-go/pier/internal/backoff"
 	"github.com/pier-go/pier/internal/bodylimit"
 	"github.com/pier-go/pier/problem"
 )
@@ -409,7 +409,7 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 	if dl, ok := ctx.Deadline(); ok {
 		lease = max(lease, time.Until(dl)+leaseMargin)
 	}
-	backoff := pollMin
+	poll := backoff.New(pollMin, pollMax)
 	for {
 		rec, err := m.store.Claim(ctx, key, fp, lease)
 		switch {
@@ -438,11 +438,11 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 		// In progress elsewhere. A store that notifies wakes us; the timer then
 		// only notices a lease that ran out. Otherwise poll, with jitter so that
 		// many waiters do not hit a shared store in step.
-		wait := backoff
-		if rec.Changed != nil {
-			wait = pollMax
+		wait := pollMax
+		if rec.Changed == nil {
+			wait = poll.Next()
 		}
-		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -452,7 +452,6 @@ func (m *middleware) serveKeyed(w http.ResponseWriter, r *http.Request, keys []s
 		case <-t.C:
 		}
 		t.Stop()
-		backoff = min(2*backoff, pollMax)
 	}
 }
 

@@ -155,7 +155,7 @@ func (r *Registry) startLoop(reg *api.AgentServiceRegistration) bool {
 	if r.closed.Load() {
 		return false
 	}
-	ctx, cancel := context.WithCancel(r.ctx)
+	ctx, cancel := context.WithCancel(context.Background()) // the loop owns it; stopLoop and Close cancel it
 	l := &loop{reg: reg, cancel: cancel, done: make(chan struct{})}
 	r.loops[reg.ID] = l
 	r.wg.Add(1)

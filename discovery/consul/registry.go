@@ -32,8 +32,6 @@ type Registry struct {
 	logger *slog.Logger
 	cache  *resolvecache.Cache
 
-	ctx    context.Context // ends when the registry closes; parent of every loop
-	cancel context.CancelFunc
 	wg     sync.WaitGroup // the maintenance loops
 	closed atomic.Bool
 	once   sync.Once
@@ -75,7 +73,6 @@ func New(client *api.Client, opts ...Option) (*Registry, error) {
 		loops:  make(map[string]*loop),
 		locks:  make(map[string]*idLock),
 	}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
 	mp := cfg.meterProvider
 	if mp == nil {
 		mp = otel.GetMeterProvider()
@@ -122,8 +119,10 @@ func (r *Registry) Close() error {
 	r.once.Do(func() {
 		r.mu.Lock()
 		r.closed.Store(true)
+		for _, l := range r.loops { // no loop starts once closed is set
+			l.cancel()
+		}
 		r.mu.Unlock()
-		r.cancel()
 		r.wg.Wait()
 		_ = r.cache.Close()
 	})

@@ -154,3 +154,18 @@ func TestServiceTokenNeedsTheSecret(t *testing.T) {
 		t.Fatalf("an unknown client: %d, want 401", got)
 	}
 }
+
+// TestPasswordGuessingIsRateLimited: log-in attempts from one address past
+// the gateway's budget are 429 before any password is checked.
+func TestPasswordGuessingIsRateLimited(t *testing.T) {
+	ts := startShop(t, t.TempDir(), func(c *Config) { c.LoginRate, c.LoginBurst = 0.001, 3 })
+	guess := map[string]string{"email": AliceEmail, "password": "guess-number-n"}
+	for i := range 3 {
+		ts.want(ts.api("POST", "/api/login", "", guess), http.StatusUnauthorized, "guess "+string(rune('1'+i)))
+	}
+	res := ts.api("POST", "/api/login", "", map[string]string{"email": AliceEmail, "password": AlicePassword})
+	ts.want(res, http.StatusTooManyRequests, "the right password past the budget")
+	if res.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+}

@@ -38,7 +38,8 @@ type Config struct {
 	// unready. Default 0: in one process the memory registry tells every
 	// caller at once.
 	DrainDelay time.Duration
-	// ClientOptions are added to every service's client (retries, breaker).
+	// ClientOptions are added to every service's client: retries, backoff,
+	// timeouts. Not WithCircuitBreaker, whose builder one client only may use.
 	ClientOptions []discovery.ClientOption
 	// Payments configures the simulated processor (WithDelay, WithFailureRate).
 	Payments []payments.Option
@@ -78,7 +79,6 @@ type Shop struct {
 	// made anew at each start: only this process needs it.
 	ordersSecret string
 
-	users   *users.Users
 	orders  *orders.Orders
 	gateway *service.Service
 
@@ -213,9 +213,6 @@ func (s *Shop) build(name string) (*Node, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	if n.Users != nil {
-		s.users = n.Users
-	}
 	if n.Orders != nil {
 		s.orders = n.Orders
 	}

@@ -80,6 +80,17 @@ func TestShopWalkthrough(t *testing.T) {
 		t.Fatalf("product = %s", got.raw)
 	}
 
+	// Restocking takes the admin scope too.
+	ts.want(ts.api("POST", "/api/products/"+jug+"/restock", carol, map[string]any{"quantity": 2}), http.StatusForbidden, "restock without the admin scope")
+	admin := ts.login(AdminEmail, "admin-password")
+	ts.want(ts.api("POST", "/api/products/p_unknown/restock", admin, map[string]any{"quantity": 2}), http.StatusNotFound, "restock an unknown product")
+	ts.want(ts.api("POST", "/api/products/"+jug+"/restock", admin, map[string]any{"quantity": 0}), http.StatusBadRequest, "restock 0")
+	restocked := ts.api("POST", "/api/products/"+jug+"/restock", admin, map[string]any{"quantity": 2})
+	ts.want(restocked, http.StatusOK, "restock")
+	if restocked.num("stock") != 6 {
+		t.Fatalf("restocked = %s", restocked.raw)
+	}
+
 	// Order: the stock drops, the price is the product's.
 	ts.want(ts.api("POST", "/api/orders", "", orderBody(cardOK, line{jug, 1})), http.StatusUnauthorized, "order without a token")
 	ord := ts.api("POST", "/api/orders", carol, orderBody(cardOK, line{jug, 3}))
@@ -91,8 +102,8 @@ func TestShopWalkthrough(t *testing.T) {
 	if item["product_id"] != jug || item["quantity"] != float64(3) || item["price_cents"] != float64(1500) {
 		t.Fatalf("order item = %v", item)
 	}
-	if s := ts.stock(jug); s != 1 {
-		t.Fatalf("stock after the order = %d, want 1", s)
+	if s := ts.stock(jug); s != 3 {
+		t.Fatalf("stock after the order = %d, want 3", s)
 	}
 	id := ord.str("id")
 
@@ -117,8 +128,8 @@ func TestShopWalkthrough(t *testing.T) {
 			t.Fatalf("cancel %d = %s", i+1, c.raw)
 		}
 	}
-	if s := ts.stock(jug); s != 4 {
-		t.Fatalf("stock after the cancel = %d, want 4", s)
+	if s := ts.stock(jug); s != 6 {
+		t.Fatalf("stock after the cancel = %d, want 6", s)
 	}
 	ch, _, err := ts.paymentsStore.Refund(t.Context(), id) // a third refund changes nothing
 	if err != nil || ch.Status != "refunded" || ch.AmountCents != 4500 {

@@ -123,8 +123,9 @@ try:
   curl -s %[1]s/api/products
   TOKEN=$(curl -s %[1]s/api/login -H 'Content-Type: application/json' -d '{"email":"%[3]s","password":"%[4]s"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
   curl -s %[1]s/api/users/me -H "Authorization: Bearer $TOKEN"
+  PRODUCT=$(curl -s '%[1]s/api/products?limit=1' | sed 's/.*"id":"\([^"]*\)".*/\1/')
   curl -s %[1]s/api/orders -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H 'Idempotency-Key: first-order' \
-    -d '{"items":[{"product_id":"<an id from the list>","quantity":1}],"card_number":"4242424242424242"}'
+    -d '{"items":[{"product_id":"'$PRODUCT'","quantity":1}],"card_number":"4242424242424242"}'
   curl -s %[1]s/api/orders -H "Authorization: Bearer $TOKEN"
 
 card 4242424242424242 captures, 4000000000000002 is declined. Ctrl-C stops the shop.

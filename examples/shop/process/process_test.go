@@ -631,6 +631,11 @@ func TestParseFlagWinsOverEnvironment(t *testing.T) {
 	if c.SigningKey != filepath.Join("/d", "users-signing-key.pem") {
 		t.Fatalf("signing key default %q", c.SigningKey)
 	}
+	// DNS (Kubernetes) needs no static list: the cluster's DNS has the answers.
+	c, err = process.Parse(shop.Gateway, []string{"-registry", "dns", "-dns-domain", "shop.svc.cluster.local", "-services", ""}, lookup)
+	if err != nil || c.Registry != process.DNS || c.DNSDomain != "shop.svc.cluster.local" {
+		t.Fatalf("Parse(dns) = %+v, %v", c, err)
+	}
 	if _, err := process.Parse(shop.Gateway, []string{"-data", "/d"}, lookup); err == nil {
 		t.Fatal("the gateway accepted -data, which it has no use for")
 	}

@@ -35,6 +35,7 @@ const (
 //	GET    /products?limit=N&cursor=C  {"products":[...],"next_cursor":"..."}
 //	GET    /products/{id}              the product, 404 unknown
 //	POST   /products                   (bearer, scope admin) {"name","price_cents","stock"} -> 201
+//	POST   /products/{id}/restock      (bearer, scope admin) {"quantity"} -> 200 the product, its stock raised
 //	POST   /reservations               (bearer, scope internal) {"id","product_id","quantity"} -> 201, or 200 for a repeat
 //	DELETE /reservations/{id}          (bearer, scope internal) -> 200, the stock put back once
 //
@@ -57,6 +58,7 @@ func New(svc *service.Service, store Store, v *shopauth.Verifier) (*Products, er
 	svc.HandleFunc("GET /products", p.list)
 	svc.HandleFunc("GET /products/{id}", p.get)
 	svc.Handle("POST /products", admin(http.HandlerFunc(p.create)))
+	svc.Handle("POST /products/{id}/restock", admin(http.HandlerFunc(p.restock)))
 	svc.Handle("POST /reservations", internal(http.HandlerFunc(p.reserve)))
 	svc.Handle("DELETE /reservations/{id}", internal(http.HandlerFunc(p.release)))
 	return p, nil
@@ -211,4 +213,38 @@ func (p *Products) release(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = service.WriteJSON(w, http.StatusOK, res)
+}
+
+func (p *Products) restock(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Quantity int64 `json:"quantity"`
+	}
+	if service.DecodeJSON(w, r, &in) != nil {
+		return
+	}
+	if in.Quantity < 1 || in.Quantity > MaxUnits {
+		web.Fail(w, r, http.StatusBadRequest, fmt.Sprintf("quantity must be an integer from 1 to %d", MaxUnits))
+		return
+	}
+	pr, err := p.store.Get(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		web.Fail(w, r, http.StatusNotFound, "no product "+r.PathValue("id"))
+		return
+	case err != nil:
+		web.Internal(w, r, p.log, err)
+		return
+	case pr.Stock+in.Quantity > MaxStock:
+		web.Fail(w, r, http.StatusBadRequest, fmt.Sprintf("stock would exceed %d", MaxStock))
+		return
+	}
+	pr, err = p.store.Restock(r.Context(), pr.ID, in.Quantity)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		web.Fail(w, r, http.StatusNotFound, "no product "+r.PathValue("id"))
+	case err != nil:
+		web.Internal(w, r, p.log, err)
+	default:
+		_ = service.WriteJSON(w, http.StatusOK, pr)
+	}
 }

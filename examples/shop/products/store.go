@@ -59,7 +59,7 @@ func (e *InsufficientError) Error() string {
 // concurrent use, and Reserve and Release atomic.
 type Store interface {
 	// List returns up to limit products with ids after after ("" for the
-	// first page), in id order, which is creation order.
+	// first page), in id order, which is creation order to the millisecond.
 	List(ctx context.Context, after string, limit int) ([]Product, error)
 	Get(ctx context.Context, id string) (Product, error) // ErrNotFound
 	Create(ctx context.Context, p Product) error
@@ -67,6 +67,8 @@ type Store interface {
 	// r.ID holds that reservation already, changes nothing; created tells
 	// which. Errors: ErrNotFound, *InsufficientError, ErrReleased, ErrMismatch.
 	Reserve(ctx context.Context, r Reservation) (res Reservation, created bool, err error)
+	// Restock adds quantity units to a product's stock and returns it.
+	Restock(ctx context.Context, id string, quantity int64) (Product, error) // ErrNotFound
 	// Release puts back what id holds, once. An unknown id is recorded as
 	// released so that a reservation arriving late cannot take stock.
 	Release(ctx context.Context, id string) (Reservation, error)
@@ -240,4 +242,18 @@ func reservation(ctx context.Context, tx *sql.Tx, id string) (Reservation, error
 	err := tx.QueryRowContext(ctx, `SELECT product_id, quantity, price_cents, state FROM reservations WHERE id = ?`, id).
 		Scan(&r.ProductID, &r.Quantity, &r.PriceCents, &r.State)
 	return r, err
+}
+
+// Restock implements Store.
+func (s *SQLiteStore) Restock(ctx context.Context, id string, quantity int64) (Product, error) {
+	var p Product
+	err := s.db.QueryRowContext(ctx, `UPDATE products SET stock = stock + ? WHERE id = ?
+		RETURNING id, name, price_cents, stock`, quantity, id).Scan(&p.ID, &p.Name, &p.PriceCents, &p.Stock)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Product{}, ErrNotFound
+	}
+	if err != nil {
+		return Product{}, fmt.Errorf("products: restock: %w", err)
+	}
+	return p, nil
 }

@@ -107,6 +107,20 @@ func (s *PostgresStore) Create(ctx context.Context, p Product) error {
 	return nil
 }
 
+// Restock implements Store.
+func (s *PostgresStore) Restock(ctx context.Context, id string, quantity int64) (Product, error) {
+	var p Product
+	err := s.pool.QueryRow(ctx, `UPDATE products SET stock = stock + $1 WHERE id = $2
+		RETURNING id, name, price_cents, stock`, quantity, id).Scan(&p.ID, &p.Name, &p.PriceCents, &p.Stock)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Product{}, ErrNotFound
+	}
+	if err != nil {
+		return Product{}, fmt.Errorf("products: restock: %w", err)
+	}
+	return p, nil
+}
+
 // Reserve implements Store in one transaction (see PostgresStore).
 func (s *PostgresStore) Reserve(ctx context.Context, r Reservation) (Reservation, bool, error) {
 	var (

@@ -31,6 +31,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"ConcurrentReservesOfOneIDReserveOnce", testConcurrentReservesOfOneID},
 		{"ConcurrentReleasesOfOneIDReleaseOnce", testConcurrentReleasesOfOneID},
 		{"ReleaseRacingReserveLeavesStockWhole", testReleaseRacingReserve},
+		{"RestockAddsToStock", testRestock},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -297,5 +298,17 @@ func testReleaseRacingReserve(t *testing.T, open Opener) {
 		if got := stockOf(t, handles[0], p); got != 100 {
 			t.Fatalf("round %d: stock %d, want 100 (reserve: %v)", round, got, reserveErr)
 		}
+	}
+}
+
+func testRestock(t *testing.T, open Opener) {
+	s := open(t)
+	p := create(t, s, "p_restock", 2)
+	got, err := s.Restock(t.Context(), p, 5)
+	if err != nil || got.Stock != 7 || stockOf(t, s, p) != 7 {
+		t.Fatalf("restock = %+v, %v; want stock 7", got, err)
+	}
+	if _, err := s.Restock(t.Context(), "p_none", 1); !errors.Is(err, products.ErrNotFound) {
+		t.Fatalf("restock an unknown product: %v, want ErrNotFound", err)
 	}
 }
