@@ -1,11 +1,13 @@
 package payments
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/pier-go/pier/examples/shop/internal/ids"
@@ -32,6 +34,8 @@ const MaxAmount = 1_000_000_000
 //	POST /charges      (bearer, Idempotency-Key) {"reference","amount_cents","card_number"}
 //	                   -> 201 the charge; 402 declined, with charge_id and decline_code
 //	GET  /charges/{id} (bearer) the charge
+//	GET  /charges?since=T&limit=N&cursor=C (bearer, scope admin)
+//	                   {"charges":[...],"next_cursor"} the charges made at T (RFC 3339) or later
 //	POST /refunds      (bearer) {"reference"} -> 200 the charge, refunded once (or voided)
 type Payments struct {
 	store       Store
@@ -98,6 +102,7 @@ func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.
 	}
 	svc.Handle("POST /charges", authed(idem(http.HandlerFunc(p.charge))))
 	svc.Handle("GET /charges/{id}", authed(http.HandlerFunc(p.get)))
+	svc.Handle("GET /charges", shopauth.Require(v, shopauth.AdminScope)(http.HandlerFunc(p.list)))
 	svc.Handle("POST /refunds", authed(http.HandlerFunc(p.refund)))
 	return p, nil
 }
@@ -178,6 +183,63 @@ func (p *Payments) get(w http.ResponseWriter, r *http.Request) {
 	default:
 		_ = service.WriteJSON(w, http.StatusOK, c)
 	}
+}
+
+// Paging bounds of GET /charges.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 500
+)
+
+type chargePage struct {
+	Charges    []Charge `json:"charges"`
+	NextCursor string   `json:"next_cursor"` // "" on the last page
+}
+
+// list serves the books of the processor to an admin: every charge (captured,
+// declined, refunded or voided) made since a time, so that they can be
+// reconciled with the orders.
+func (p *Payments) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := DefaultListLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxListLimit {
+			web.Fail(w, r, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d", MaxListLimit))
+			return
+		}
+		limit = n
+	}
+	var since time.Time
+	if s := q.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			web.Fail(w, r, http.StatusBadRequest, "since must be an RFC 3339 time")
+			return
+		}
+		since = t
+	}
+	after := ""
+	if c := q.Get("cursor"); c != "" {
+		b, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil || len(b) == 0 {
+			web.Fail(w, r, http.StatusBadRequest, "cursor is not one this service gave out")
+			return
+		}
+		after = string(b)
+	}
+	// One more than asked tells whether there is a next page.
+	cs, err := p.store.List(r.Context(), since, after, limit+1)
+	if err != nil {
+		web.Internal(w, r, p.log, err)
+		return
+	}
+	out := chargePage{Charges: cs}
+	if len(cs) > limit {
+		out.Charges = cs[:limit]
+		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(cs[limit-1].ID))
+	}
+	_ = service.WriteJSON(w, http.StatusOK, out)
 }
 
 func (p *Payments) refund(w http.ResponseWriter, r *http.Request) {

@@ -48,6 +48,9 @@ type Store interface {
 	// other charges are returned unchanged. A reference without a charge is
 	// recorded as voided. changed tells whether this call refunded or voided.
 	Refund(ctx context.Context, reference string) (res Charge, changed bool, err error)
+	// List returns up to limit charges made at since or later, with ids
+	// after after ("" for the first page), in id order.
+	List(ctx context.Context, since time.Time, after string, limit int) ([]Charge, error)
 }
 
 var migrations = []string{`
@@ -153,4 +156,26 @@ func (s *SQLiteStore) Refund(ctx context.Context, reference string) (Charge, boo
 		return Charge{}, false, fmt.Errorf("payments: refund: %w", err)
 	}
 	return c, changed, nil
+}
+
+// List implements Store.
+func (s *SQLiteStore) List(ctx context.Context, since time.Time, after string, limit int) ([]Charge, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+chargeCols+` FROM charges
+		WHERE created_at >= ? AND id > ? ORDER BY id LIMIT ?`, since.UnixMilli(), after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("payments: list: %w", err)
+	}
+	defer rows.Close()
+	cs := []Charge{}
+	for rows.Next() {
+		c, err := scanCharge(rows)
+		if err != nil {
+			return nil, fmt.Errorf("payments: list: %w", err)
+		}
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("payments: list: %w", err)
+	}
+	return cs, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -131,4 +132,26 @@ func (s *PostgresStore) Refund(ctx context.Context, reference string) (Charge, b
 		}
 	}
 	return Charge{}, false, fmt.Errorf("payments: refund %s: the charge keeps changing", reference)
+}
+
+// List implements Store.
+func (s *PostgresStore) List(ctx context.Context, since time.Time, after string, limit int) ([]Charge, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+chargeCols+` FROM charges
+		WHERE created_at >= $1 AND id COLLATE "C" > $2 ORDER BY id COLLATE "C" LIMIT $3`, since, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("payments: list: %w", err)
+	}
+	defer rows.Close()
+	cs := []Charge{}
+	for rows.Next() {
+		c, err := pgScanCharge(rows)
+		if err != nil {
+			return nil, fmt.Errorf("payments: list: %w", err)
+		}
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("payments: list: %w", err)
+	}
+	return cs, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pier-go/pier/examples/shop/payments"
 )
@@ -27,6 +28,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"ConcurrentChargesOfOneReference", testConcurrentCharges},
 		{"ConcurrentRefundsRefundOnce", testConcurrentRefunds},
 		{"RefundRacingChargeLeavesNothingCaptured", testRefundRacingCharge},
+		{"ListPagesInIDOrderSinceATime", testList},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -197,5 +199,42 @@ func testRefundRacingCharge(t *testing.T, open Opener) {
 		if c, err := handles[0].ByID(t.Context(), "ch_"+ref); err == nil && c.Status == payments.Captured {
 			t.Fatalf("round %d: charge left captured after its refund", round)
 		}
+	}
+}
+
+// testList: List pages through the charges made since a time in id order,
+// from any handle; a time after every charge lists none.
+func testList(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := t.Context()
+	since := time.Now().Add(-time.Minute)
+	var want []payments.Charge
+	for _, id := range []string{"ch_c", "ch_a", "ch_b"} {
+		c := payments.Charge{ID: id, Reference: "o" + id, AmountCents: 100, CardLast4: "4242", Status: payments.Captured}
+		if _, _, err := s.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, c)
+	}
+	want[0], want[1], want[2] = want[1], want[2], want[0]
+	other := open(t)
+	var got []payments.Charge
+	after := ""
+	for range 4 {
+		page, err := other.List(ctx, since, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		after = page[len(page)-1].ID
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("listed %+v, want %+v", got, want)
+	}
+	if page, err := other.List(ctx, time.Now().Add(time.Hour), "", 10); err != nil || len(page) != 0 {
+		t.Fatalf("List since an hour ahead = %+v, %v; want none", page, err)
 	}
 }
