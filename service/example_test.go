@@ -182,10 +182,26 @@ func ExampleBodyLimit() {
 	// 413 {"title":"Request Entity Too Large","status":413,"detail":"request body exceeds the limit of 8 bytes"}
 }
 
+// announcing is a Registry that tells when an instance registers: any type
+// with Register, Deregister and Resolve is one.
+type announcing struct {
+	*discovery.Memory
+	registered chan discovery.Instance
+}
+
+func (a announcing) Register(ctx context.Context, in discovery.Instance) error {
+	err := a.Memory.Register(ctx, in)
+	select {
+	case a.registered <- in:
+	default: // told already
+	}
+	return err
+}
+
 // A Service registers itself once it serves and leaves the registry first thing
 // when it stops. The memory registry stands in for Consul or any other.
 func ExampleWithRegistry() {
-	reg := discovery.NewMemory()
+	reg := announcing{Memory: discovery.NewMemory(), registered: make(chan discovery.Instance, 1)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Println(err)
@@ -206,14 +222,8 @@ func ExampleWithRegistry() {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 
-	var set []discovery.Instance
-	for range 500 { // registration runs in the background: look for 5 s at most
-		if set, _ = reg.Resolve(ctx, "users"); len(set) > 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	fmt.Println("registered:", set[0].ID, set[0].Addr == ln.Addr().String())
+	in := <-reg.registered // registration runs in the background, once the Service is ready
+	fmt.Println("registered:", in.ID, in.Addr == ln.Addr().String())
 
 	stop()
 	fmt.Println("Run returned:", <-done)
