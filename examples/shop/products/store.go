@@ -50,6 +50,7 @@ type InsufficientError struct {
 	Available int64
 }
 
+// Error says which product is short and how much is left.
 func (e *InsufficientError) Error() string {
 	return fmt.Sprintf("products: insufficient stock of %s: %d available", e.ProductID, e.Available)
 }

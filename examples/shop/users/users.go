@@ -113,6 +113,7 @@ type Registration struct {
 // ValidationError is a registration the rules refuse; its message says why.
 type ValidationError struct{ Reason string }
 
+// Error returns the reason, prefixed with the package.
 func (e *ValidationError) Error() string { return "users: " + e.Reason }
 
 // Register validates reg, hashes its password with p and stores the user in
