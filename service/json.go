@@ -134,7 +134,14 @@ func typeDetail(e *json.UnmarshalTypeError) string {
 	want := "<unknown>"
 	if e.Type != nil {
 		want = e.Type.String()
-		if kind := jsonKind(e.Type); kind != "" && kind != want {
+		kind := jsonKind(e.Type)
+		switch {
+		case kind == "" || kind == want:
+		case strings.Contains(want, "struct {"):
+			// An anonymous struct's Go type spells out its fields and tags:
+			// noise to a client, so only the JSON type is named.
+			want = kind
+		default:
 			want = kind + " (" + want + ")"
 		}
 	}

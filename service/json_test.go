@@ -29,6 +29,11 @@ type person struct {
 	Admin   bool     `json:"admin"`
 	Tags    []string `json:"tags"`
 	Address address  `json:"address"`
+	// Pets is a slice of an anonymous struct, as handlers often declare
+	// their request bodies.
+	Pets []struct {
+		Name string `json:"name"`
+	} `json:"pets"`
 }
 
 // decodeCase is one request to a handler that decodes a person.
@@ -117,6 +122,12 @@ var decodeCases = []decodeCase{
 		body:       `{"age": 36.5}`,
 		wantStatus: http.StatusBadRequest,
 		wantDetail: `field "age": expected number (int), got number 36.5`,
+	},
+	{
+		name:       "string for a slice of an anonymous struct",
+		body:       `{"pets": "Rex"}`,
+		wantStatus: http.StatusBadRequest,
+		wantDetail: `field "pets": expected array, got string`,
 	},
 	{
 		name:       "object for a slice",

@@ -319,7 +319,9 @@ func (s *Shop) waitOne(ctx context.Context, name string, r *running) error {
 	case <-s.registry.registered(name):
 		return nil
 	case <-r.stopped.Done():
-		return fmt.Errorf("shop: %s stopped before it registered: %w", name, errors.Join(r.err, errors.New("stopped")))
+		// Why it stopped is the error its Run returned, which stopping the
+		// others reports: saying it here too would print it twice.
+		return fmt.Errorf("shop: %s stopped before it registered", name)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
