@@ -100,6 +100,7 @@ func New(client *http.Client, routes []Route, opts ...Option) (*Gateway, error) 
 		Transport:      g.transport,
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,
+		BufferPool:     newBufferPool(),
 		ErrorLog:       slog.NewLogLogger(cfg.logger.Handler(), slog.LevelWarn),
 	}
 	g.ready.entries = make(map[string]*readyEntry)

@@ -7,7 +7,7 @@
 #
 #   scripts/loadtest.sh [rounds] [seconds] [modes...]
 #   scripts/loadtest.sh 5 5 bare service service-nolog service-min
-#   scripts/loadtest.sh 5 5 proxy gateway   # the gateway against a bare reverse proxy
+#   scripts/loadtest.sh 5 5 proxy proxy-pool gateway   # the gateway against bare reverse proxies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

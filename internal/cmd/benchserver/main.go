@@ -3,7 +3,7 @@
 // load. It is a tool for pier's benchmarks, not part of the library.
 //
 //	benchserver -mode bare|service|service-nolog|service-min -addr 127.0.0.1:8080
-//	benchserver -mode proxy|gateway -addr 127.0.0.1:8080 -token-file .cache/token
+//	benchserver -mode proxy|proxy-pool|gateway -addr 127.0.0.1:8080 -token-file .cache/token
 //
 // service is the default stack; service-nolog is that without the access log;
 // service-min is that without the request deadline too.
@@ -11,7 +11,8 @@
 // proxy and gateway serve GET /users/{id} from a backend in the same process,
 // on a loopback port of its own, so that both share the core they are pinned
 // to: proxy through a bare httputil.ReverseProxy with a tuned transport to the
-// backend's address, gateway through pier's gateway (an EdDSA token with a
+// backend's address, proxy-pool through the same proxy with a pool of copy
+// buffers (as the gateway has), gateway through pier's gateway (an EdDSA token with a
 // scope checked on every request, a per-subject rate limit that admits
 // everything) and the discovery client over a memory registry. gateway writes
 // the bearer token to send into -token-file.
@@ -47,7 +48,7 @@ func user(w http.ResponseWriter, r *http.Request) {
 }
 
 func run() error {
-	mode := flag.String("mode", "bare", "bare, service, service-nolog, service-min, proxy or gateway")
+	mode := flag.String("mode", "bare", "bare, service, service-nolog, service-min, proxy, proxy-pool or gateway")
 	tokenFile := flag.String("token-file", "", "gateway: write the bearer token to this file")
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -104,7 +105,7 @@ func run() error {
 		}
 		svc.HandleFunc("GET /users/{id}", user)
 		return svc.Run(ctx)
-	case "proxy", "gateway":
+	case "proxy", "proxy-pool", "gateway":
 		return proxy(ctx, *mode, *addr, *tokenFile)
 	}
 	return fmt.Errorf("unknown mode %q", *mode)

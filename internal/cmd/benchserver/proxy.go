@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -19,8 +20,8 @@ import (
 	"github.com/pier-go/pier/gateway"
 )
 
-// proxy serves mode "proxy" or "gateway" on addr in front of a backend that
-// runs in this process, and returns when ctx ends.
+// proxy serves mode "proxy", "proxy-pool" or "gateway" on addr in front of a
+// backend that runs in this process, and returns when ctx ends.
 func proxy(ctx context.Context, mode, addr, tokenFile string) error {
 	backendLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -34,7 +35,7 @@ func proxy(ctx context.Context, mode, addr, tokenFile string) error {
 
 	var front http.Handler
 	switch mode {
-	case "proxy":
+	case "proxy", "proxy-pool":
 		target := &url.URL{Scheme: "http", Host: backendLn.Addr().String()}
 		tr := &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -42,13 +43,17 @@ func proxy(ctx context.Context, mode, addr, tokenFile string) error {
 			MaxIdleConnsPerHost: 1024,
 			IdleConnTimeout:     90 * time.Second,
 		}
-		front = &httputil.ReverseProxy{
+		rp := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(target)
 				pr.SetXForwarded()
 			},
 			Transport: tr,
 		}
+		if mode == "proxy-pool" {
+			rp.BufferPool = &bufferPool{}
+		}
+		front = rp
 	case "gateway":
 		gw, closeGW, err := newGateway(ctx, backendLn.Addr().String(), tokenFile)
 		if err != nil {
@@ -101,4 +106,21 @@ func newGateway(ctx context.Context, addr, tokenFile string) (http.Handler, func
 		return nil, nil, err
 	}
 	return gw, func() { client.CloseIdleConnections(); _ = v.Close() }, nil
+}
+
+// bufferPool lends the proxy the 32 KiB buffers it copies response bodies
+// through, which it otherwise allocates for every response.
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[32 << 10]byte); ok {
+		return b[:]
+	}
+	return make([]byte, 32<<10)
+}
+
+func (p *bufferPool) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		p.pool.Put((*[32 << 10]byte)(b[:32<<10]))
+	}
 }
