@@ -57,6 +57,10 @@ type tried struct {
 	// it never ends), so that an attempt canceled while the caller still waits
 	// is known to have been cut by a policy inside the client.
 	gone <-chan struct{}
+
+	// replay is the outcome of the request's first attempt, made before its
+	// policies ran, for the picker to return as their first attempt.
+	replay *outcome
 }
 
 // pick chooses an endpoint with b as [Balancer.pick] does and records it as

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -330,7 +331,9 @@ func (t *clientTransport) CloseIdleConnections() {
 
 // RoundTrip sends req to an instance of the service its host names, through
 // the service's policies (resilience.Transport): each attempt is a call of the
-// service's picker.
+// service's picker. When the retry policy is the only one, the first attempt
+// goes to the picker before the policies run, and they run only when it
+// failed (serviceState.firstThenRetries).
 func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.cfg.err != nil {
 		closeBody(req)
@@ -350,11 +353,24 @@ func (t *clientTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, circuitbreaker.ErrOpen // unchanged, as failsafe's breaker policy returns it
 	}
-	// The instances a request has tried travel with it, so that its retries
-	// and hedges go elsewhere.
 	ctx := req.Context()
-	req = req.WithContext(context.WithValue(ctx, triedKey{}, &tried{gone: ctx.Done()}))
-	resp, err := svc.transport.RoundTrip(req)
+	tr := &tried{gone: ctx.Done()}
+	var resp *http.Response
+	var err error
+	switch {
+	case !svc.direct:
+		resp, err = svc.viaPolicies(req, tr)
+	case svc.budget == nil || !resilience.Idempotent(req):
+		// Sent once, with no policy around it: what the policies' chain
+		// for such a request would do.
+		resp, err = svc.once(req, tr)
+	case req.Body == nil || req.Body == http.NoBody || req.GetBody != nil:
+		resp, err = svc.firstThenRetries(req, tr)
+	default:
+		// A body to be read into memory before it can be sent again:
+		// resilience.Transport does that.
+		resp, err = svc.viaPolicies(req, tr)
+	}
 	if svc.breaker != nil {
 		// A retry that the budget or the breaker (opened meanwhile) refused
 		// leaves a request that failed on its instances; every other outcome
@@ -413,18 +429,30 @@ type picker struct {
 // request was not sent, so it goes to another instance at once, whatever its
 // method: as gRPC's transparent retries do for calls that never left.
 func (p *picker) RoundTrip(req *http.Request) (*http.Response, error) {
-	t, svc := p.t, p.svc
-	if svc.breaker != nil && svc.breaker.IsOpen() {
+	ctx := req.Context()
+	tr, _ := ctx.Value(triedKey{}).(*tried)
+	if tr == nil {
+		tr = &tried{gone: ctx.Done()}
+	} else if first := tr.replay; first != nil {
+		// The request's first attempt, made before the policies ran
+		// (serviceState.firstThenRetries): its outcome, not a new attempt.
+		tr.replay = nil
+		return first.resp, first.err
+	}
+	if svc := p.svc; svc.breaker != nil && svc.breaker.IsOpen() {
 		// The service's breaker opened since this request passed it: its
 		// retries stop, as they would with the breaker inside them.
 		closeBody(req)
 		return nil, circuitbreaker.ErrOpen
 	}
+	return p.send(req, tr)
+}
+
+// send sends one attempt of req, as RoundTrip does, recording the instances
+// it tries in tr.
+func (p *picker) send(req *http.Request, tr *tried) (*http.Response, error) {
+	t, svc := p.t, p.svc
 	ctx := req.Context()
-	tr, _ := ctx.Value(triedKey{}).(*tried)
-	if tr == nil {
-		tr = &tried{gone: ctx.Done()}
-	}
 	instances, err := t.resolver.Resolve(ctx, svc.name)
 	if err != nil {
 		closeBody(req)
@@ -510,10 +538,12 @@ func (p *picker) prepare(req *http.Request, ep *endpoint, n, attempt int, now ti
 	}
 	tel := p.t.tel
 	ctx, span := tel.startAttempt(req.Context(), req.Method)
-	out := req.WithContext(ctx)
-	u := *req.URL
-	u.Host = ep.addr
-	out.URL = &u
+	// The copy and its URL in one allocation; WithContext's own copy is
+	// inlined and stays on the stack.
+	a := &attemptRequest{Request: *req.WithContext(ctx), url: *req.URL}
+	out := &a.Request
+	a.url.Host = ep.addr
+	out.URL = &a.url
 	if out.Host == "" {
 		out.Host = req.URL.Host // the server sees the service's name as Host
 	}
@@ -527,6 +557,12 @@ func (p *picker) prepare(req *http.Request, ep *endpoint, n, attempt int, now ti
 		describe(span, out, ep.hostAttr, ep.portAttr, &p.svc.tel, attempt)
 	}
 	return out, span, nil
+}
+
+// attemptRequest is the request of one attempt and the URL it points to.
+type attemptRequest struct {
+	http.Request
+	url url.URL
 }
 
 // closeBody closes req's body when no attempt will, as a RoundTripper must.
@@ -554,6 +590,7 @@ func (t *clientTransport) service(name string) *serviceState {
 	s.tel.init(name)
 	tel, st := t.tel, &s.tel // the hooks hold these, never t
 	var policies []failsafe.Policy[*http.Response]
+	var retryBudget budget.Budget
 	if t.cfg.retries > 0 {
 		b := resilience.NewBudgetBuilder().
 			OnBudgetExceeded(func(budget.ExceededEvent) {
@@ -567,9 +604,10 @@ func (t *clientTransport) service(name string) *serviceState {
 		if t.cfg.budgetMin > 0 {
 			b = b.WithMinConcurrency(t.cfg.budgetMin)
 		}
+		retryBudget = b.Build()
 		retry := resilience.NewRetryBuilder().
 			WithMaxRetries(t.cfg.retries).
-			WithBudget(b.Build()).
+			WithBudget(retryBudget).
 			OnRetry(func(e failsafe.ExecutionEvent[*http.Response]) {
 				if ctx := e.Context(); tel.retries.Enabled(ctx) {
 					tel.retries.Add(ctx, 1, st.retry[0]...) // after a failure
@@ -595,16 +633,84 @@ func (t *clientTransport) service(name string) *serviceState {
 		// it for a permit and records each request's outcome.
 		s.breaker = b.OnOpen(transition).OnHalfOpen(transition).OnClose(transition).Build()
 	}
+	// With no policy but the retry policy, which runs only after a failed
+	// attempt, a request's first attempt goes straight to the picker (see
+	// firstThenRetries); the budget the retry policy spends is then told of
+	// the request as failsafe's retry policy would tell it.
+	s.direct = len(t.cfg.policies) == 0 && t.cfg.attemptTimeout == 0
+	if t.cfg.retries > 0 {
+		if s.budget, _ = retryBudget.(executionCounter); s.budget == nil {
+			s.direct = false // a failsafe-go whose budget no longer counts executions this way
+		}
+	}
 	policies = append(policies, t.cfg.policies...)
 	if t.cfg.attemptTimeout > 0 {
 		policies = append(policies, resilience.NewTimeoutBuilder(t.cfg.attemptTimeout).Build()) // innermost: per attempt
 	}
-	s.transport = resilience.Transport(&picker{t: t, svc: s}, policies...)
+	s.picker = &picker{t: t, svc: s}
+	s.transport = resilience.Transport(s.picker, policies...)
 	next := make(map[string]*serviceState, len(old)+1)
 	maps.Copy(next, old)
 	next[name] = s
 	t.services.Store(&next)
 	return s
+}
+
+// executionCounter is the part of failsafe-go's retry budget that its retry
+// policy calls around each request it runs: the requests in flight, of which
+// the budget lets a share be retries.
+type executionCounter interface {
+	RecordExecution()
+	ReleaseExecution()
+}
+
+// viaPolicies sends req through the service's policies, tr travelling with it
+// so that its retries and hedges go to instances it has not tried.
+func (s *serviceState) viaPolicies(req *http.Request, tr *tried) (*http.Response, error) {
+	return s.transport.RoundTrip(req.WithContext(context.WithValue(req.Context(), triedKey{}, tr)))
+}
+
+// once sends req in one attempt, as the policies' chain does for a request
+// that is not retried when the chain has no other policy: a response that
+// arrives as the caller's context ends is dropped for the context's error, as
+// resilience.Transport drops it.
+func (s *serviceState) once(req *http.Request, tr *tried) (*http.Response, error) {
+	resp, err := s.picker.send(req, tr)
+	if err == nil {
+		if cerr := req.Context().Err(); cerr != nil {
+			_ = resp.Body.Close()
+			return nil, cerr
+		}
+	}
+	return resp, err
+}
+
+// firstThenRetries sends a request that may be retried, when the only policy
+// is the retry policy: its first attempt straight to the picker, and only
+// when that fails, through the policies, whose first attempt is then the
+// outcome already in hand (picker.RoundTrip replays it), so that the retry
+// policy decides on it, delays, spends the budget and retries exactly as when
+// it ran the first attempt itself. Most requests succeed at once, and a
+// failsafe execution costs about a dozen allocations that they then skip.
+//
+// The budget counts the request in flight during the first attempt, as the
+// retry policy counts it during its own, so that the share of retries it
+// allows is of every request in flight.
+func (s *serviceState) firstThenRetries(req *http.Request, tr *tried) (*http.Response, error) {
+	s.budget.RecordExecution()
+	resp, err := s.picker.send(req, tr)
+	s.budget.ReleaseExecution()
+	if err == nil && !resilience.FailureStatus(resp.StatusCode) && req.Context().Err() == nil {
+		return resp, nil // what the retry policy would return: a success
+	}
+	tr.replay = &outcome{resp: resp, err: err}
+	return s.viaPolicies(req, tr)
+}
+
+// outcome is an attempt's result.
+type outcome struct {
+	resp *http.Response
+	err  error
 }
 
 // notSent reports whether err means the request was never sent: the

@@ -26,7 +26,9 @@ func (cannedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // request, over a transport that answers from memory: resolve, balancer,
 // policies, request copy and telemetry, without the noise of a round trip:
 // with the global providers, which nothing sets here, and with the SDK,
-// recording every span or sampling none.
+// recording every span or sampling none. baseline is an http.Client over the
+// same transport, without the discovery client: the cost of net/http and the
+// transport, which the others include.
 func BenchmarkClientOverhead(b *testing.B) {
 	reg := discovery.NewMemory()
 	if err := reg.Register(context.Background(), discovery.Instance{ID: "u1", Service: "users", Addr: "10.0.0.1:8080"}); err != nil {
@@ -72,8 +74,42 @@ func overheadCases(b *testing.B, reg *discovery.Memory) []overheadCase {
 		return discovery.NewClient(reg, append(opts, discovery.WithTransport(cannedTransport{}))...)
 	}
 	return []overheadCase{
+		{"baseline", &http.Client{Transport: cannedTransport{}}}, // net/http alone: what the others add to
 		{"global-noop", client()},
 		{"sdk-traced", client(sdk(sdktrace.AlwaysSample())...)},
 		{"sdk-unsampled", client(sdk(sdktrace.NeverSample())...)},
+	}
+}
+
+// TestClientAllocationBudget: per request, the discovery client with its
+// defaults (P2C, retries within a budget, breaker, ejection, telemetry with
+// the global providers) allocates at most 12 objects more than net/http
+// alone, over the same transport: the design's budget. A request that
+// succeeds at once never meets failsafe's execution machinery, which alone
+// costs more than that.
+func TestClientAllocationBudget(t *testing.T) {
+	reg := discovery.NewMemory()
+	if err := reg.Register(context.Background(), discovery.Instance{ID: "u1", Service: "users", Addr: "10.0.0.1:8080"}); err != nil {
+		t.Fatal(err)
+	}
+	allocs := func(c *http.Client) float64 {
+		req, err := http.NewRequest("GET", "http://users/users/42", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return testing.AllocsPerRun(200, func() {
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		})
+	}
+	base := allocs(&http.Client{Transport: cannedTransport{}})
+	got := allocs(discovery.NewClient(reg, discovery.WithTransport(cannedTransport{})))
+	t.Logf("net/http alone %.0f allocations per request, with the discovery client %.0f", base, got)
+	if got-base > 12 {
+		t.Fatalf("the discovery client adds %.0f allocations per request, want at most 12", got-base)
 	}
 }

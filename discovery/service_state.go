@@ -13,7 +13,10 @@ import (
 // round-robin position, its endpoints and its metric attributes.
 type serviceState struct {
 	name      string
-	transport http.RoundTripper                             // resilience.Transport over the service's picker
+	transport http.RoundTripper // resilience.Transport over the service's picker
+	picker    *picker
+	direct    bool                                          // no policy but the retry policy: first attempts skip the chain
+	budget    executionCounter                              // the retry policy's budget; nil without retries
 	breaker   circuitbreaker.CircuitBreaker[*http.Response] // nil without one
 	tel       serviceTelemetry
 	rr        atomic.Uint64

@@ -475,6 +475,76 @@ func TestRetryBudgetExhaustionIsCounted(t *testing.T) {
 	}
 }
 
+// TestRetryBudgetCountsRequestsInFlight: the budget lets a share of the
+// requests in flight be retries, so requests whose first attempt is still
+// out count, though that attempt runs before the retry policy does. With 20
+// requests waiting on their answers, 8 that fail at once may all retry (8 of
+// 36 is within 20%); counting only the 8, the budget would allow just its
+// minimum of 3.
+func TestRetryBudgetCountsRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	const waiting, failing = 20, 8
+	var slowIn, workIn, retriesIn atomic.Int64
+	allIn := make(chan struct{})
+	release := make(chan struct{})
+	hold := func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		ok(w, r)
+	}
+	f := newFleet(t, 2, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			slowIn.Add(1)
+			hold(w, r)
+			return
+		}
+		n := workIn.Add(1)
+		if n > failing { // a retry
+			retriesIn.Add(1)
+			hold(w, r)
+			return
+		}
+		if n == failing {
+			close(allIn)
+		}
+		select { // every first attempt fails, when all are in
+		case <-allIn:
+		case <-r.Context().Done():
+		}
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	})
+	c := f.client(t, discovery.WithRetryBackoff(time.Millisecond, 2*time.Millisecond))
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	for range waiting {
+		wg.Go(func() { _, _ = call(c, "GET", "http://users/slow", nil) })
+	}
+	waitUntil(t, "the waiting requests are in", func() bool { return slowIn.Load() == waiting })
+	for range failing {
+		wg.Go(func() {
+			if _, err := call(c, "GET", "http://users/work", nil); errors.Is(err, budget.ErrExceeded) {
+				refused.Add(1)
+			}
+		})
+	}
+	waitUntil(t, "every failed request retried or was refused", func() bool {
+		return retriesIn.Load()+refused.Load() == failing
+	})
+	if n := refused.Load(); n != 0 {
+		t.Fatalf("the budget refused %d of %d retries with %d requests in flight: it did not count them", n, failing, waiting)
+	}
+}
+
 func TestPropagation(t *testing.T) {
 	t.Parallel()
 	headers := make(chan http.Header, 1)
