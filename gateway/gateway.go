@@ -161,8 +161,9 @@ func (g *Gateway) compile(routes []Route, lines []int) (*table, error) {
 			if r.limiter == nil {
 				r.limiter = newLimiterStore(rl.Rate, rl.Burst, g.cfg.maxKeys)
 			}
-			r.policy = strconv.Quote(r.Name) + ";q=" + strconv.Itoa(rl.Burst) +
-				";w=" + strconv.FormatInt(int64(math.Ceil(float64(rl.Burst)/rl.Rate)), 10)
+			r.policy = []string{strconv.Quote(r.Name) + ";q=" + strconv.Itoa(rl.Burst) +
+				";w=" + strconv.FormatInt(int64(math.Ceil(float64(rl.Burst)/rl.Rate)), 10)}
+			r.rateName = strconv.Quote(r.Name) + ";r="
 		}
 		r.tel.init(r.Name)
 	}
@@ -172,9 +173,11 @@ func (g *Gateway) compile(routes []Route, lines []int) (*table, error) {
 	return t, nil
 }
 
-// state is what one request carries from ServeHTTP to the proxy's hooks, in
-// its context.
+// state is what one request carries from ServeHTTP to the proxy's hooks: it
+// is the context of the upstream request, the incoming request's context with
+// the state as a value, in one allocation.
 type state struct {
+	context.Context
 	route   *route
 	path    string // the upstream path, canonical
 	fwd     forwarding
@@ -184,6 +187,14 @@ type state struct {
 }
 
 type stateKey struct{}
+
+// Value returns the state itself for stateKey, else what its parent holds.
+func (st *state) Value(key any) any {
+	if key == (stateKey{}) {
+		return st
+	}
+	return st.Context.Value(key)
+}
 
 func stateOf(ctx context.Context) *state {
 	st, _ := ctx.Value(stateKey{}).(*state)
@@ -244,7 +255,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, &rt.tel, http.StatusBadRequest, outcomeBadRequest, err.Error())
 		return
 	}
-	st := &state{route: rt, path: upPath, fwd: g.cfg.trusted.forwardingOf(r), origin: r.Header.Get("Origin")}
+	st := &state{Context: r.Context(), route: rt, path: upPath, fwd: g.cfg.trusted.forwardingOf(r), origin: r.Header.Get("Origin")}
 	var keyBuf [80]byte
 	subject := ""
 	var claims *auth.Claims
@@ -283,8 +294,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		key := rateKey(keyBuf[:0], rt.RateLimit, subject, r, st.fwd)
 		d := rt.limiter.take(key, g.cfg.now())
 		h := w.Header()
-		h.Set("RateLimit-Policy", rt.policy)
-		h.Set("RateLimit", strconv.Quote(rt.Name)+";r="+strconv.Itoa(d.remaining)+";t="+seconds(d.reset))
+		h["Ratelimit-Policy"] = rt.policy // shared: net/http and the proxy only read it, or append to a copy
+		h["Ratelimit"] = []string{rateLimitValue(rt.rateName, d)}
 		if !d.ok {
 			if g.tel.rateLimited.Enabled(r.Context()) {
 				g.tel.rateLimited.Add(r.Context(), 1, rt.tel.limited[0])
@@ -299,7 +310,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"the request body is larger than this route's limit of "+strconv.FormatInt(rt.bodyLimit, 10)+" bytes")
 		return
 	}
-	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	var ctx context.Context = st
 	if claims != nil {
 		ctx = auth.NewContext(ctx, claims)
 	}
@@ -322,6 +333,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, rt *routeTelemetry, status int, outcome, detail string) {
 	g.tel.count(r.Context(), rt, outcome)
 	problem.Status(w, r, status, detail)
+}
+
+// rateLimitValue returns the RateLimit header of decision d on the route
+// whose rateName is given, in one allocation.
+func rateLimitValue(rateName string, d decision) string {
+	var buf [96]byte // on the stack unless the route's name is long
+	b := append(buf[:0], rateName...)
+	b = strconv.AppendInt(b, int64(d.remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, int64(math.Ceil(d.reset.Seconds())), 10)
+	return string(b)
 }
 
 // seconds formats d as whole seconds, rounded up.
@@ -383,22 +405,17 @@ func withoutUpgrade(r *http.Request) *http.Request {
 func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.In.Context())
 	out := pr.Out
-	u := *out.URL
+	u := out.URL // the proxy's own copy (Request.Clone)
 	u.Scheme = "http"
 	u.Host = st.route.Service
 	u.Path = st.path
 	u.RawPath = escapePath(st.path)
 	u.Opaque, u.User, u.Fragment, u.RawFragment = "", nil, "", ""
-	out.URL = &u
 	out.Host = ""
 	out.RequestURI = ""
 	h := out.Header
 	dropIdentity(h)
 	delete(h, "Http2-Settings")
-	st.fwd.setForwarding(h)
-	if vv := pr.In.Header["Authorization"]; len(vv) > 0 {
-		h["Authorization"] = vv
-	}
 	id := requestid.FromContext(pr.In.Context())
 	if id == "" {
 		if v := pr.In.Header.Get(requestid.Header); requestid.Valid(v) {
@@ -407,7 +424,10 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 			id = requestid.New()
 		}
 	}
-	h["X-Request-Id"] = []string{id}
+	st.fwd.setForwarding(h, id)
+	if vv := pr.In.Header["Authorization"]; len(vv) > 0 {
+		h["Authorization"] = vv
+	}
 	for k := range out.Trailer {
 		if isIdentityHeader(k) || strings.EqualFold(k, "Authorization") || strings.EqualFold(k, "X-Request-Id") {
 			delete(out.Trailer, k)

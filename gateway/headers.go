@@ -217,43 +217,58 @@ func validForwardedElement(el string) bool {
 // forwardedElement returns the RFC 7239 element the gateway adds.
 func (f *forwarding) forwardedElement() string {
 	var b strings.Builder
+	b.Grow(64 + len(f.host))
 	b.WriteString("for=")
+	var addr [64]byte
 	switch {
 	case !f.peer.IsValid():
 		b.WriteString("unknown")
 	case f.peer.Is6():
-		b.WriteString(`"[` + f.peer.String() + `]"`)
+		b.WriteString(`"[`)
+		b.Write(f.peer.AppendTo(addr[:0]))
+		b.WriteString(`]"`)
 	default:
-		b.WriteString(f.peer.String())
+		b.Write(f.peer.AppendTo(addr[:0]))
 	}
-	b.WriteString(";proto=" + f.proto)
+	b.WriteString(";proto=")
+	b.WriteString(f.proto)
 	if f.host != "" {
-		b.WriteString(`;host="` + f.host + `"`)
+		b.WriteString(`;host="`)
+		b.WriteString(f.host)
+		b.WriteByte('"')
 	}
 	return b.String()
 }
 
-// setForwarding sets the forwarding headers the gateway owns on out, after
-// every incoming identity header was dropped.
-func (f *forwarding) setForwarding(out http.Header) {
-	if f.chain != "" {
-		out["X-Forwarded-For"] = []string{f.chain}
+// setForwarding sets the forwarding headers the gateway owns on out, and the
+// request ID id, after every incoming identity header was dropped. The values
+// share one backing array, each slice capped at its one value, so that an
+// append to one copies it rather than overwrite the next.
+func (f *forwarding) setForwarding(out http.Header, id string) {
+	vals := make([]string, 0, 6)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		out[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	out["X-Forwarded-Proto"] = []string{f.proto}
+	if f.chain != "" {
+		set("X-Forwarded-For", f.chain)
+	}
+	set("X-Forwarded-Proto", f.proto)
 	if f.host != "" {
-		out["X-Forwarded-Host"] = []string{f.host}
+		set("X-Forwarded-Host", f.host)
 	}
 	el := f.forwardedElement()
 	if len(f.prior) > 0 {
 		el = strings.Join(f.prior, ", ") + ", " + el
 	}
-	out["Forwarded"] = []string{el}
+	set("Forwarded", el)
 	switch {
 	case f.client == f.peer && f.chain != "" && !strings.Contains(f.chain, ","):
-		out["X-Real-Ip"] = []string{f.chain} // the peer's address, already formatted
+		set("X-Real-Ip", f.chain) // the peer's address, already formatted
 	case f.client.IsValid():
-		out["X-Real-Ip"] = []string{f.client.String()}
+		set("X-Real-Ip", f.client.String())
 	}
+	set("X-Request-Id", id)
 }
 
 // dropIdentity removes every identity header from h.

@@ -1,10 +1,14 @@
 package gateway_test
 
 import (
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,5 +140,38 @@ func TestRateLimitSurvivesSwap(t *testing.T) {
 	}
 	if w := serve(e.gw, "GET", "/api/x", "192.0.2.1:1"); w.Code != http.StatusTooManyRequests {
 		t.Fatalf("after the swap: status %d, want 429", w.Code)
+	}
+}
+
+// TestUpstreamRateLimitHeaderCorruptsTheGatewaysPolicy: every admitted answer
+// carries the route's RateLimit-Policy value, one the responses share. An
+// upstream that sends a RateLimit-Policy of its own has it added beside the
+// gateway's, answer by answer; it must never be written into the shared
+// value, where concurrent answers would overwrite each other's (the race
+// detector, and the values each answer ends up with, show it).
+func TestUpstreamRateLimitHeaderCorruptsTheGatewaysPolicy(t *testing.T) {
+	e := newEnv(t, []gateway.Route{{Name: "api", Prefix: "/api", Service: "api", Auth: gateway.AuthNone,
+		RateLimit: &gateway.RateLimit{Rate: 1e6, Burst: 1e6}}})
+	e.up["api"].set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("RateLimit-Policy", `"upstream-`+r.URL.Query().Get("n")+`";q=1;w=1`)
+	})
+	var wg sync.WaitGroup
+	errs := make(chan string, 160)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				n := strconv.Itoa(g*20 + i)
+				w := serve(e.gw, "GET", "/api/x?n="+n, "192.0.2.1:1234")
+				got := w.Header().Values("RateLimit-Policy")
+				if want := []string{`"api";q=1000000;w=1`, `"upstream-` + n + `";q=1;w=1`}; !slices.Equal(got, want) {
+					errs <- fmt.Sprintf("answer %s: RateLimit-Policy %q, want %q", n, got, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

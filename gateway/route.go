@@ -148,7 +148,8 @@ type route struct {
 	allow     string          // the Allow header of a 405
 	authRule  any             // the auth hook's compiled scope rule
 	limiter   *limiterStore   // nil: no limit
-	policy    string          // RateLimit-Policy header value
+	policy    []string        // the RateLimit-Policy header, shared by every response: never written to
+	rateName  string          // the start of the RateLimit header's value: the route's name, quoted, and ";r="
 	cors      *corsPolicy
 	tel       routeTelemetry
 	timeout   time.Duration

@@ -14,8 +14,9 @@
 // backend's address, proxy-pool through the same proxy with a pool of copy
 // buffers (as the gateway has), gateway through pier's gateway (an EdDSA token with a
 // scope checked on every request, a per-subject rate limit that admits
-// everything) and the discovery client over a memory registry. gateway writes
-// the bearer token to send into -token-file.
+// everything) and the discovery client over a memory registry. Each writes
+// into -token-file a bearer token to send, so that every mode gets the same
+// request: the gateway verifies the token, the proxies pass it on.
 package main
 
 import (
@@ -49,7 +50,7 @@ func user(w http.ResponseWriter, r *http.Request) {
 
 func run() error {
 	mode := flag.String("mode", "bare", "bare, service, service-nolog, service-min, proxy, proxy-pool or gateway")
-	tokenFile := flag.String("token-file", "", "gateway: write the bearer token to this file")
+	tokenFile := flag.String("token-file", "", "proxy, proxy-pool, gateway: write the bearer token to send to this file")
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()

@@ -33,6 +33,17 @@ func proxy(ctx context.Context, mode, addr, tokenFile string) error {
 	go func() { _ = backend.Serve(backendLn) }()
 	defer backend.Close()
 
+	// Every mode gets the same request: one with a bearer token, which the
+	// gateway verifies and the proxies pass on as it is.
+	pub, token, err := newToken()
+	if err != nil {
+		return err
+	}
+	if tokenFile != "" {
+		if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+			return err
+		}
+	}
 	var front http.Handler
 	switch mode {
 	case "proxy", "proxy-pool":
@@ -55,7 +66,7 @@ func proxy(ctx context.Context, mode, addr, tokenFile string) error {
 		}
 		front = rp
 	case "gateway":
-		gw, closeGW, err := newGateway(ctx, backendLn.Addr().String(), tokenFile)
+		gw, closeGW, err := newGateway(ctx, backendLn.Addr().String(), pub)
 		if err != nil {
 			return err
 		}
@@ -70,13 +81,23 @@ func proxy(ctx context.Context, mode, addr, tokenFile string) error {
 	return nil
 }
 
-// newGateway returns pier's gateway routing /users to the backend at addr, and
-// writes a token it accepts into tokenFile.
-func newGateway(ctx context.Context, addr, tokenFile string) (http.Handler, func(), error) {
+// newToken returns a new Ed25519 public key and a token signed with its
+// private key, which the gateway accepts on its route.
+func newToken() (ed25519.PublicKey, string, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": "https://users.example", "aud": "shop",
+		"sub": "bench", "scope": "users:read", "exp": time.Now().Add(24 * time.Hour).Unix()})
+	tok.Header["kid"] = "k1"
+	signed, err := tok.SignedString(priv)
+	return pub, signed, err
+}
+
+// newGateway returns pier's gateway routing /users to the backend at addr,
+// accepting the tokens newToken signed for pub.
+func newGateway(ctx context.Context, addr string, pub ed25519.PublicKey) (http.Handler, func(), error) {
 	v, err := auth.NewVerifier([]auth.Issuer{{Issuer: "https://users.example", Audiences: []string{"shop"},
 		Algorithms: []string{"EdDSA"}, Keys: []auth.Key{{ID: "k1", Algorithm: "EdDSA", Key: pub}}}})
 	if err != nil {
@@ -84,23 +105,13 @@ func newGateway(ctx context.Context, addr, tokenFile string) (http.Handler, func
 	}
 	reg := discovery.NewMemory()
 	if err := reg.Register(ctx, discovery.Instance{ID: "users-1", Service: "users", Addr: addr}); err != nil {
+		_ = v.Close()
 		return nil, nil, err
 	}
 	client := discovery.NewClient(reg)
 	gw, err := gateway.New(client, []gateway.Route{{Name: "users", Prefix: "/users", Service: "users",
 		Scopes: []string{"users:read"}, RateLimit: &gateway.RateLimit{Rate: 1e9, Burst: 1e9}}},
 		gateway.WithVerifier(v))
-	if err != nil {
-		_ = v.Close()
-		return nil, nil, err
-	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": "https://users.example", "aud": "shop",
-		"sub": "bench", "scope": "users:read", "exp": time.Now().Add(24 * time.Hour).Unix()})
-	tok.Header["kid"] = "k1"
-	signed, err := tok.SignedString(priv)
-	if err == nil && tokenFile != "" {
-		err = os.WriteFile(tokenFile, []byte(signed), 0o600)
-	}
 	if err != nil {
 		_ = v.Close()
 		return nil, nil, err
