@@ -173,9 +173,10 @@ func (g *Gateway) compile(routes []Route, lines []int) (*table, error) {
 	return t, nil
 }
 
-// state is what one request carries from ServeHTTP to the proxy's hooks: it
-// is the context of the upstream request, the incoming request's context with
-// the state as a value, in one allocation.
+// state is what one request carries from ServeHTTP to the proxy's hooks. It
+// is a context too, the one the upstream request's is made from: its parent
+// (the incoming request's, cancelable by the route's timeout) with the state
+// as a value, in one allocation.
 type state struct {
 	context.Context
 	route   *route
@@ -255,7 +256,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, &rt.tel, http.StatusBadRequest, outcomeBadRequest, err.Error())
 		return
 	}
-	st := &state{Context: r.Context(), route: rt, path: upPath, fwd: g.cfg.trusted.forwardingOf(r), origin: r.Header.Get("Origin")}
+	st := &state{route: rt, path: upPath, fwd: g.cfg.trusted.forwardingOf(r), origin: r.Header.Get("Origin")}
 	var keyBuf [80]byte
 	subject := ""
 	var claims *auth.Claims
@@ -310,12 +311,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"the request body is larger than this route's limit of "+strconv.FormatInt(rt.bodyLimit, 10)+" bytes")
 		return
 	}
+	// The route's timeout cancels the upstream call: a cancelable context
+	// right under the server's, which is where canceling it looks first,
+	// then the state and the claims above it.
+	cctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	st.Context = cctx
 	var ctx context.Context = st
 	if claims != nil {
 		ctx = auth.NewContext(ctx, claims)
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	st.timer = time.AfterFunc(rt.timeout, func() { cancel(errUpstreamTimeout) })
 	defer st.timer.Stop()
 	out := r.WithContext(ctx)
