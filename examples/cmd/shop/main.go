@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,9 +39,18 @@ import (
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "shop:", err)
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
+}
+
+// errorLine is what the command prints for err: prefixed with "shop: ",
+// once, whether or not the shop package already said it.
+func errorLine(err error) string {
+	if msg := err.Error(); strings.HasPrefix(msg, "shop: ") {
+		return msg
+	}
+	return "shop: " + err.Error()
 }
 
 func run(args []string, out io.Writer) error {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -104,5 +105,18 @@ func TestShopProcess(t *testing.T) {
 	}
 	if n := strings.Count(stderr.String(), `"msg":"service stopped"`); n != 5 {
 		t.Fatalf("%d services logged a clean stop, want 5; stderr:\n%s", n, stderr.String())
+	}
+}
+
+// TestErrorLineSaidShopTwice: the shop package's errors say "shop: "
+// already; the command's own do not. Each line says it once.
+func TestErrorLineSaidShopTwice(t *testing.T) {
+	for _, tt := range []struct{ err, want string }{
+		{"shop: gateway stopped before it registered", "shop: gateway stopped before it registered"},
+		{"no -data and no user cache directory: $HOME is not defined", "shop: no -data and no user cache directory: $HOME is not defined"},
+	} {
+		if got := errorLine(errors.New(tt.err)); got != tt.want {
+			t.Errorf("errorLine(%q) = %q, want %q", tt.err, got, tt.want)
+		}
 	}
 }
