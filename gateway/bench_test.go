@@ -8,12 +8,12 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/gateway"
+	"github.com/pier-go/pier/internal/bufpool"
 )
 
 // benchBackend is the upstream both benchmarks proxy to.
@@ -96,7 +96,7 @@ func BenchmarkBareProxy(b *testing.B) { benchBareProxy(b, nil) }
 
 // BenchmarkBareProxyPool: the bare proxy with a pool of copy buffers, as the
 // gateway has, so that it does not allocate 32 KiB per response.
-func BenchmarkBareProxyPool(b *testing.B) { benchBareProxy(b, &benchBufferPool{}) }
+func BenchmarkBareProxyPool(b *testing.B) { benchBareProxy(b, &bufpool.Pool{}) }
 
 func benchBareProxy(b *testing.B, pool httputil.BufferPool) {
 	backend := benchBackend(b)
@@ -115,20 +115,4 @@ func benchBareProxy(b *testing.B, pool httputil.BufferPool) {
 	b.Cleanup(front.Close)
 	// The same request as the gateway gets, token and all, passed on as it is.
 	drive(b, front, "/users/42", http.Header{"Authorization": {"Bearer " + newIssuer(b).token(b, "u1", "users:read")}})
-}
-
-// benchBufferPool lends 32 KiB copy buffers.
-type benchBufferPool struct{ pool sync.Pool }
-
-func (p *benchBufferPool) Get() []byte {
-	if b, ok := p.pool.Get().(*[32 << 10]byte); ok {
-		return b[:]
-	}
-	return make([]byte, 32<<10)
-}
-
-func (p *benchBufferPool) Put(b []byte) {
-	if cap(b) == 32<<10 {
-		p.pool.Put((*[32 << 10]byte)(b[:32<<10]))
-	}
 }

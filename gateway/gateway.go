@@ -21,6 +21,7 @@ import (
 
 	"github.com/pier-go/pier/auth"
 	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/internal/bufpool"
 	"github.com/pier-go/pier/internal/requestid"
 	"github.com/pier-go/pier/problem"
 )
@@ -100,7 +101,7 @@ func New(client *http.Client, routes []Route, opts ...Option) (*Gateway, error) 
 		Transport:      g.transport,
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,
-		BufferPool:     newBufferPool(),
+		BufferPool:     &bufpool.Pool{},
 		ErrorLog:       slog.NewLogLogger(cfg.logger.Handler(), slog.LevelWarn),
 	}
 	g.ready.entries = make(map[string]*readyEntry)

@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -18,6 +17,7 @@ import (
 	"github.com/pier-go/pier/auth"
 	"github.com/pier-go/pier/discovery"
 	"github.com/pier-go/pier/gateway"
+	"github.com/pier-go/pier/internal/bufpool"
 )
 
 // proxy serves mode "proxy", "proxy-pool" or "gateway" on addr in front of a
@@ -62,7 +62,7 @@ func proxy(ctx context.Context, mode, addr, tokenFile string) error {
 			Transport: tr,
 		}
 		if mode == "proxy-pool" {
-			rp.BufferPool = &bufferPool{}
+			rp.BufferPool = &bufpool.Pool{}
 		}
 		front = rp
 	case "gateway":
@@ -117,21 +117,4 @@ func newGateway(ctx context.Context, addr string, pub ed25519.PublicKey) (http.H
 		return nil, nil, err
 	}
 	return gw, func() { client.CloseIdleConnections(); _ = v.Close() }, nil
-}
-
-// bufferPool lends the proxy the 32 KiB buffers it copies response bodies
-// through, which it otherwise allocates for every response.
-type bufferPool struct{ pool sync.Pool }
-
-func (p *bufferPool) Get() []byte {
-	if b, ok := p.pool.Get().(*[32 << 10]byte); ok {
-		return b[:]
-	}
-	return make([]byte, 32<<10)
-}
-
-func (p *bufferPool) Put(b []byte) {
-	if cap(b) == 32<<10 {
-		p.pool.Put((*[32 << 10]byte)(b[:32<<10]))
-	}
 }
