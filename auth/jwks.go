@@ -41,6 +41,7 @@ type jwksSource struct {
 	retryMax time.Duration
 	algs     []string
 	logger   *slog.Logger
+	now      func() time.Time
 
 	keys atomic.Pointer[keySet] // nil until the first good fetch
 
@@ -173,7 +174,9 @@ func (j *jwksSource) fetch(ctx context.Context) error {
 	if len(keys) == 0 {
 		return fmt.Errorf("JWKS has %d keys, none usable with %v", len(jwks), j.algs)
 	}
-	j.keys.Store(newKeySet(keys, ids))
+	set := newKeySet(keys, ids)
+	set.fetched = j.now()
+	j.keys.Store(set)
 	j.logger.LogAttrs(ctx, slog.LevelDebug, "auth: JWKS fetched",
 		slog.String("issuer", j.issuer), slog.String("url", j.url), slog.Int("keys", len(jwks)))
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -505,4 +506,58 @@ func TestJWKSFetchOutlivesTheRequestThatStartedIt(t *testing.T) {
 	if n := fetches.Load(); n != 2 {
 		t.Errorf("%d fetches, want 2", n)
 	}
+}
+
+// TestJWKSKeySetsAgeWhileTheEndpointFails: KeySets says when each JWKS issuer's
+// set was last fetched and how many keys it holds. A failed fetch leaves the
+// time as it was, so the set's age grows while its endpoint fails; the next
+// good fetch renews it. An issuer whose endpoint never answered holds no keys
+// and no time.
+func TestJWKSKeySetsAgeWhileTheEndpointFails(t *testing.T) {
+	k := keys()
+	s := newJWKSServer(t, jwks(t, jwkSpec{kid: "k1", key: k.ed.Public()}, jwkSpec{kid: "k2", key: k.ed2.Public()}))
+	down := newJWKSServer(t, nil)
+	down.set(http.StatusServiceUnavailable, []byte("down"))
+	var now atomic.Int64
+	now.Store(t0.UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	other := auth.Issuer{Issuer: "https://other.test", Audiences: []string{testAudience},
+		Algorithms: []string{"EdDSA"}, JWKSURL: down.URL + "/jwks.json"}
+	v := newVerifier(t, []auth.Issuer{jwksIssuer(s.URL + "/jwks.json"), other},
+		auth.WithHTTPClient(s.Client()), auth.WithClock(clock))
+	mustVerify(t, v, edToken(t, k.ed, "k1")) // waits for the first fetch
+	want := []auth.KeySet{
+		{Issuer: testIssuer, URL: s.URL + "/jwks.json", Fetched: t0, Keys: 2},
+		{Issuer: "https://other.test", URL: down.URL + "/jwks.json"},
+	}
+	slices.SortFunc(want, func(a, b auth.KeySet) int { return strings.Compare(a.Issuer, b.Issuer) })
+	check := func(step string) {
+		t.Helper()
+		got := v.KeySets()
+		if !slices.EqualFunc(got, want, func(a, b auth.KeySet) bool {
+			return a.Issuer == b.Issuer && a.URL == b.URL && a.Fetched.Equal(b.Fetched) && a.Keys == b.Keys
+		}) {
+			t.Fatalf("%s: KeySets() = %+v, want %+v", step, got, want)
+		}
+	}
+	check("after the first fetch")
+
+	s.set(http.StatusServiceUnavailable, []byte("down"))
+	now.Add(int64(auth.DefaultUnknownKidInterval))
+	before := s.fetches.Load()
+	mustRefuse(t, v, edToken(t, k.ed, "k3"), auth.ReasonUnknownKey) // a fetch, which fails
+	if s.fetches.Load() == before {
+		t.Fatal("the unknown kid caused no fetch")
+	}
+	check("after a failed fetch") // still t0: the set is DefaultUnknownKidInterval old
+
+	s.set(http.StatusOK, jwks(t, jwkSpec{kid: "k3", key: k.ed.Public()}))
+	now.Add(int64(auth.DefaultUnknownKidInterval))
+	mustVerify(t, v, edToken(t, k.ed, "k3"))
+	for i := range want {
+		if want[i].Issuer == testIssuer {
+			want[i].Fetched, want[i].Keys = clock(), 1
+		}
+	}
+	check("after a good fetch")
 }

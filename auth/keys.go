@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -100,7 +101,9 @@ type boundKey struct {
 // keySet is an immutable index of an issuer's keys. A JWKS refresh builds a new
 // one and swaps it in.
 type keySet struct {
-	byKID map[string][]boundKey
+	fetched time.Time // when a JWKS fetch brought it; zero for static keys
+	n       int       // usable keys: a key per algorithm it may verify
+	byKID   map[string][]boundKey
 	// byAlg holds, per algorithm, the key (or a jwt.VerificationKeySet of keys)
 	// that a token without kid is checked against.
 	byAlg map[string]any
@@ -113,7 +116,7 @@ var (
 )
 
 func newKeySet(keys []boundKey, ids []string) *keySet {
-	s := &keySet{byKID: make(map[string][]boundKey), byAlg: make(map[string]any)}
+	s := &keySet{n: len(keys), byKID: make(map[string][]boundKey), byAlg: make(map[string]any)}
 	perAlg := make(map[string][]jwt.VerificationKey)
 	for i, k := range keys {
 		if ids[i] != "" {

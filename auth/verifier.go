@@ -216,7 +216,7 @@ func NewVerifier(issuers []Issuer, opts ...Option) (*Verifier, error) {
 		if in.JWKSURL != "" {
 			is.jwks = &jwksSource{
 				issuer: in.Issuer, url: in.JWKSURL, timeout: cfg.fetchTimeout,
-				refresh: cfg.refresh, retryMax: cfg.unknownKid, algs: is.algs, logger: logger,
+				refresh: cfg.refresh, retryMax: cfg.unknownKid, algs: is.algs, logger: logger, now: v.now,
 			}
 			is.limiter = rate.NewLimiter(rate.Every(cfg.unknownKid), 1)
 			sources = append(sources, is.jwks)
@@ -352,6 +352,41 @@ func (v *Verifier) Ready(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// KeySet is what a [Verifier] holds of one issuer's JSON Web Key Set.
+type KeySet struct {
+	Issuer string // the issuer's iss
+	URL    string // the JWKS URL
+	// Fetched is when the last fetch that brought usable keys ended, by the
+	// verifier's clock ([WithClock]); zero while none has. A failed fetch
+	// leaves it, and the keys, as they were.
+	Fetched time.Time
+	// Keys is how many keys the set holds that verify signatures: one for
+	// each algorithm of the issuer's a key may be used with. 0 while no fetch
+	// has brought any.
+	Keys int
+}
+
+// KeySets returns the state of the key set of every issuer whose keys come
+// from a JWKS URL, sorted by issuer; issuers with static keys are not listed.
+// Its use is telemetry: the age of a set (now minus Fetched) growing past the
+// refresh interval ([WithRefresh]) says its endpoint keeps failing, and the
+// keys it holds will not follow a rotation.
+func (v *Verifier) KeySets() []KeySet {
+	var out []KeySet
+	for _, is := range v.issuers {
+		if is.jwks == nil {
+			continue
+		}
+		ks := KeySet{Issuer: is.name, URL: is.jwks.url}
+		if set := is.jwks.keys.Load(); set != nil {
+			ks.Fetched, ks.Keys = set.fetched, set.n
+		}
+		out = append(out, ks)
+	}
+	slices.SortFunc(out, func(a, b KeySet) int { return strings.Compare(a.Issuer, b.Issuer) })
+	return out
 }
 
 // forbiddenHeaders are JOSE header parameters that make a verifier fetch or

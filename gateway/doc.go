@@ -57,6 +57,9 @@
 // Through the OpenTelemetry metric API ([WithMeterProvider]):
 // pier.gateway.requests by pier.gateway.route and outcome,
 // pier.gateway.auth.failures by route and reason, and
-// pier.gateway.rate_limited by route and limit (route or pre_auth). The
-// upstream calls are measured and traced by the discovery client.
+// pier.gateway.rate_limited by route and limit (route or pre_auth); for each
+// of the verifier's JWKS issuers, pier.gateway.jwks.age (seconds since its key
+// set was last fetched with usable keys) and pier.gateway.jwks.keys, by
+// issuer (auth.Verifier.KeySets). The upstream calls are measured and traced
+// by the discovery client.
 package gateway

@@ -92,6 +92,11 @@ func New(client *http.Client, routes []Route, opts ...Option) (*Gateway, error) 
 	if g.transport == nil {
 		g.transport = http.DefaultTransport
 	}
+	if cfg.auth != nil {
+		if err := tel.observeKeySets(g); err != nil {
+			return nil, fmt.Errorf("gateway: metrics: %w", err)
+		}
+	}
 	g.noRoute.init("")
 	if !cfg.noPreAuth {
 		g.preAuth = newLimiterStore(cfg.preAuthRate, cfg.preAuthBurst, cfg.maxKeys)

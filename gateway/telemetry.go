@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"weak"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -35,19 +37,33 @@ const (
 	outcomeKey = attribute.Key("outcome")
 	reasonKey  = attribute.Key("reason")
 	limitKey   = attribute.Key("limit")
+	issuerKey  = attribute.Key("issuer")
 )
 
 // telemetry holds the gateway's instruments.
 type telemetry struct {
+	meter       metric.Meter
 	requests    metric.Int64Counter
 	authFails   metric.Int64Counter
 	rateLimited metric.Int64Counter
+	jwksAge     metric.Float64ObservableGauge
+	jwksKeys    metric.Int64ObservableGauge
 }
 
 func newTelemetry(mp metric.MeterProvider) (*telemetry, error) {
 	m := mp.Meter("github.com/pier-go/pier/gateway")
-	t := &telemetry{}
+	t := &telemetry{meter: m}
 	var err error
+	if t.jwksAge, err = m.Float64ObservableGauge("pier.gateway.jwks.age",
+		metric.WithDescription("Time since the last fetch of an issuer's JWKS that brought usable keys, by issuer; absent until one has."),
+		metric.WithUnit("s")); err != nil {
+		return nil, err
+	}
+	if t.jwksKeys, err = m.Int64ObservableGauge("pier.gateway.jwks.keys",
+		metric.WithDescription("Usable keys in an issuer's JWKS as the gateway holds it, by issuer: 0 until a fetch brings some."),
+		metric.WithUnit("{key}")); err != nil {
+		return nil, err
+	}
 	if t.requests, err = m.Int64Counter("pier.gateway.requests",
 		metric.WithDescription("Requests the gateway handled, by route and outcome."),
 		metric.WithUnit("{request}")); err != nil {
@@ -103,4 +119,35 @@ func (t *telemetry) count(ctx context.Context, rt *routeTelemetry, outcome strin
 	if t.requests.Enabled(ctx) {
 		t.requests.Add(ctx, 1, rt.outcome[outcome])
 	}
+}
+
+// observeKeySets registers the callback of the JWKS gauges, which reads the
+// key sets of g's verifier. The callback holds g only weakly, and the
+// registration is undone once g is garbage, so that a gateway that is
+// dropped (it has no Close) leaves nothing behind in the meter provider.
+func (t *telemetry) observeKeySets(g *Gateway) error {
+	ref := weak.Make(g)
+	age, keys := t.jwksAge, t.jwksKeys
+	reg, err := t.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		g := ref.Value()
+		if g == nil || g.cfg.auth == nil {
+			return nil
+		}
+		now := g.cfg.now()
+		for _, ks := range g.cfg.auth.v.KeySets() {
+			set := metric.WithAttributeSet(attribute.NewSet(issuerKey.String(ks.Issuer)))
+			o.ObserveInt64(keys, int64(ks.Keys), set)
+			if !ks.Fetched.IsZero() {
+				o.ObserveFloat64(age, now.Sub(ks.Fetched).Seconds(), set)
+			}
+		}
+		return nil
+	}, age, keys)
+	if err != nil {
+		return err
+	}
+	if reg != nil {
+		runtime.AddCleanup(g, func(r metric.Registration) { _ = r.Unregister() }, reg)
+	}
+	return nil
 }
