@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,11 +114,28 @@ func TestAuthModes(t *testing.T) {
 			}
 		})
 	}
-	// The verified token goes on to the upstream, which verifies it again.
-	tok := is.token(t, "u7", "admin")
-	e.get(t, "/api/admin/x", "Authorization: Bearer "+tok)
+	// The verified token goes on to the upstream, which verifies it again
+	// (auth.Require with the same verifier) and so sees its subject and
+	// scopes.
+	seen := make(chan *auth.Claims, 1)
+	e.up["admin"].set(auth.Require(is.v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := auth.FromContext(r.Context())
+		seen <- c
+	})).ServeHTTP)
+	tok := is.token(t, "u7", "admin", "orders:read")
+	if resp, body := e.get(t, "/api/admin/x", "Authorization: Bearer "+tok); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
 	if g := e.up["admin"].last(t).Header.Get("Authorization"); g != "Bearer "+tok {
 		t.Fatalf("upstream Authorization %q", g)
+	}
+	select {
+	case c := <-seen:
+		if c == nil || c.Subject != "u7" || !slices.Equal(c.Scopes, []string{"admin", "orders:read"}) {
+			t.Fatalf("the upstream saw claims %+v, want subject u7 with scopes admin, orders:read", c)
+		}
+	default:
+		t.Fatal("the upstream's handler did not run")
 	}
 }
 
