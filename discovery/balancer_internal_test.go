@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pier-go/pier/idempotency"
 )
 
 func endpoints(n int) []*endpoint {
@@ -282,5 +284,14 @@ func TestCutAttemptRaisesButNeverLowersTheCost(t *testing.T) {
 	e.observeCut(now.Add(ewmaTau), 300*time.Millisecond)
 	if got := time.Duration(e.load()); got != 300*time.Millisecond {
 		t.Fatalf("after a cut at 300ms the cost is %v, want the peak, 300ms", got)
+	}
+}
+
+// TestIdempotencyKeyHeaderDriftedFromTheMiddlewares: the client writes the
+// header name out rather than import the server-side package; it must stay
+// the one idempotency.Middleware reads.
+func TestIdempotencyKeyHeaderDriftedFromTheMiddlewares(t *testing.T) {
+	if idempotencyKey != idempotency.Header {
+		t.Fatalf("the client sets %q, the middleware reads %q", idempotencyKey, idempotency.Header)
 	}
 }

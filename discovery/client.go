@@ -23,7 +23,6 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/pier-go/pier/idempotency"
 	"github.com/pier-go/pier/resilience"
 )
 
@@ -242,7 +241,7 @@ func WithTransport(rt http.RoundTripper) ClientOption {
 
 // WithIdempotencyKeys makes the client give every non-idempotent request (POST,
 // PATCH) without an Idempotency-Key header a random one, so that it can be
-// retried; the server must deduplicate by key ([idempotency.Middleware] does).
+// retried; the server must deduplicate by key ([github.com/pier-go/pier/idempotency.Middleware] does).
 // The default is off: such requests are sent once.
 func WithIdempotencyKeys() ClientOption {
 	return func(c *clientConfig) { c.idempotencyKeys = true }
@@ -598,24 +597,16 @@ func (t *clientTransport) service(name string) *serviceState {
 					tel.exhausted.Add(ctx, 1, st.onlyName...)
 				}
 			})
-		if t.cfg.budgetRate > 0 {
-			b = b.WithMaxRate(t.cfg.budgetRate)
-		}
-		if t.cfg.budgetMin > 0 {
-			b = b.WithMinConcurrency(t.cfg.budgetMin)
-		}
-		retryBudget = b.Build()
+		retryBudget = b.WithMaxRate(t.cfg.budgetRate).WithMinConcurrency(t.cfg.budgetMin).Build()
 		retry := resilience.NewRetryBuilder().
 			WithMaxRetries(t.cfg.retries).
 			WithBudget(retryBudget).
+			WithDelayFunc(resilience.RetryDelay(t.cfg.backoffBase, t.cfg.backoffMax)). // zero: its defaults
 			OnRetry(func(e failsafe.ExecutionEvent[*http.Response]) {
 				if ctx := e.Context(); tel.retries.Enabled(ctx) {
 					tel.retries.Add(ctx, 1, st.retry[0]...) // after a failure
 				}
 			})
-		if t.cfg.backoffBase > 0 || t.cfg.backoffMax > 0 {
-			retry = retry.WithDelayFunc(resilience.RetryDelay(t.cfg.backoffBase, t.cfg.backoffMax))
-		}
 		policies = append(policies, retry.Build())
 	}
 	if !t.cfg.noBreaker {
@@ -638,10 +629,9 @@ func (t *clientTransport) service(name string) *serviceState {
 	// firstThenRetries); the budget the retry policy spends is then told of
 	// the request as failsafe's retry policy would tell it.
 	s.direct = len(t.cfg.policies) == 0 && t.cfg.attemptTimeout == 0
-	if t.cfg.retries > 0 {
-		if s.budget, _ = retryBudget.(executionCounter); s.budget == nil {
-			s.direct = false // a failsafe-go whose budget no longer counts executions this way
-		}
+	if retryBudget != nil {
+		// failsafe's WithBudget asserts these methods of the budget already.
+		s.budget = retryBudget.(executionCounter)
 	}
 	policies = append(policies, t.cfg.policies...)
 	if t.cfg.attemptTimeout > 0 {
@@ -671,12 +661,15 @@ func (s *serviceState) viaPolicies(req *http.Request, tr *tried) (*http.Response
 }
 
 // once sends req in one attempt, as the policies' chain does for a request
-// that is not retried when the chain has no other policy: a response that
-// arrives as the caller's context ends is dropped for the context's error, as
-// resilience.Transport drops it.
+// that is not retried when the chain has no other policy. With a retry
+// policy, whose chain is then a failsafe execution without policies, a
+// response that arrives as the caller's context ends is dropped for the
+// context's error, as resilience.Transport's execution drops it; with no
+// policy at all, resilience.Transport hands the request straight on, and so
+// does once.
 func (s *serviceState) once(req *http.Request, tr *tried) (*http.Response, error) {
 	resp, err := s.picker.send(req, tr)
-	if err == nil {
+	if err == nil && s.budget != nil {
 		if cerr := req.Context().Err(); cerr != nil {
 			_ = resp.Body.Close()
 			return nil, cerr
@@ -726,17 +719,19 @@ func isServiceHost(host string) bool {
 	return host != "localhost" && ValidateServiceName(host) == nil
 }
 
-// withIdempotencyKey returns req with a random Idempotency-Key, unless it has
-// one.
+// idempotencyKey is the header [WithIdempotencyKeys] sets:
+// [github.com/pier-go/pier/idempotency.Header], written out so that the client
+// imports no server-side package, as resilience does.
+const idempotencyKey = "Idempotency-Key"
+
+// withIdempotencyKey returns req with a random Idempotency-Key. RoundTrip calls
+// it only for a request that is not idempotent already, so one without a key.
 func withIdempotencyKey(req *http.Request) *http.Request {
-	if req.Header.Get(idempotency.Header) != "" {
-		return req
-	}
 	out := *req
 	out.Header = req.Header.Clone()
 	if out.Header == nil {
 		out.Header = make(http.Header, 1)
 	}
-	out.Header.Set(idempotency.Header, rand.Text())
+	out.Header[idempotencyKey] = []string{rand.Text()}
 	return &out
 }
