@@ -140,12 +140,12 @@ type Record struct {
 }
 
 // Response is an answer kept for replay: the status and body, and
-// the headers the handler set (not those that outer middleware such as
-// [RequestID] had set before it ran). Trailers are not kept.
+// the headers the handler set (not those that outer middleware, such as
+// service.RequestID, had set before it ran). Trailers are not kept.
 type Response struct {
 	Status int         // the final status, never 1xx
 	Header http.Header // in canonical form
-	Body   []byte
+	Body   []byte      // the whole body, as the handler wrote it
 }
 
 // Option configures [Middleware].
@@ -323,9 +323,6 @@ func Middleware(store Store, opts ...Option) (func(http.Handler) http.Handler, e
 	}, nil
 }
 
-// idempotencyKey is Header in canonical form.
-const idempotencyKey = "Idempotency-Key"
-
 type middleware struct {
 	next  http.Handler
 	store Store
@@ -333,7 +330,7 @@ type middleware struct {
 }
 
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	keys, ok := r.Header[idempotencyKey]
+	keys, ok := r.Header[Header]
 	if !ok || isSafeMethod(r.Method) {
 		m.next.ServeHTTP(w, r)
 		return
@@ -691,8 +688,8 @@ func (iw *keptWriter) response(ctx context.Context) *Response {
 
 // retried reports whether pier's client retries an answer with status: 429,
 // 502, 503 and 504, resilience.FailureStatus. It is written out here so that
-// this package imports no other pier package but problem; a test holds the two
-// in step.
+// this leaf imports no pier package but problem and internal helpers; a test
+// holds the two in step.
 func retried(status int) bool {
 	switch status {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:

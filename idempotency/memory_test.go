@@ -390,7 +390,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		for b.Loop() {
 			rd.Reset(body)
 			clear(w.h)
-			req.Header[idempotencyKey] = keys[i%len(keys)]
+			req.Header[Header] = keys[i%len(keys)]
 			i++
 			h.ServeHTTP(w, req)
 		}

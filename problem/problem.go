@@ -68,11 +68,12 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 	if err != nil || len(p.Extra) == 0 {
 		return base, err
 	}
-	fixed := map[string]bool{"type": true, "title": true, "status": true, "detail": true,
-		"instance": true, "request_id": true, "trace_id": true}
 	extra := make(map[string]any, len(p.Extra))
 	for k, v := range p.Extra {
-		if !fixed[k] {
+		switch k {
+		case "type", "title", "status", "detail", "instance", "request_id", "trace_id":
+			// the members: an extension of the same name never replaces one
+		default:
 			extra[k] = v
 		}
 	}

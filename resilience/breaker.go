@@ -38,9 +38,13 @@ const (
 // Tune it with failsafe's own builder methods, then Build. failsafe opens on
 // the failure rate while one is set, so to open on a count instead
 // (WithFailureThreshold, WithFailureThresholdPeriod) first clear the rate with
-// WithFailureRateThreshold(0, 0, 0). Put the breaker
-// inside the retry policy, so that it sees every attempt and an open breaker
-// ends the retries at once: Transport(next, retry, breaker, timeout). The
+// WithFailureRateThreshold(0, 0, 0). For a client of one endpoint, put the
+// breaker inside the retry policy, so that it sees every attempt and an open
+// breaker ends the retries at once: Transport(next, retry, breaker, timeout).
+// A client that spreads attempts over instances, as the discovery client
+// does, counts requests instead, outside the retries: there one bad instance
+// among good ones would open a breaker that counts attempts (see
+// docs/resilience.md, "What svc.Client() does by default"). The
 // builder is not safe for concurrent use; the breaker it builds is: share one
 // per called service.
 func NewCircuitBreakerBuilder() circuitbreaker.Builder[*http.Response] {
