@@ -67,7 +67,11 @@ func (r ScopeRule) String() string {
 	return "any of " + strings.Join(r.scopes, " ")
 }
 
-func (r ScopeRule) valid() error {
+// Err returns why the rule is invalid: it has no scopes, or one of them is not
+// an RFC 6749 scope token. It returns nil for a valid rule. [Require] and
+// [Check] refuse an invalid rule; Err lets a caller refuse it earlier, when it
+// reads its configuration.
+func (r ScopeRule) Err() error {
 	if r.err == nil && len(r.scopes) == 0 {
 		return errors.New("auth: zero scope rule")
 	}
@@ -78,7 +82,7 @@ func (r ScopeRule) valid() error {
 // [ReasonScope] when it does not (or c is nil), and another error when rule is
 // invalid.
 func Check(c *Claims, rule ScopeRule) error {
-	if err := rule.valid(); err != nil {
+	if err := rule.Err(); err != nil {
 		return err
 	}
 	if c == nil {
@@ -116,7 +120,7 @@ type requireConfig struct {
 // scope rule: any valid token passes.
 func WithScopes(rule ScopeRule) RequireOption {
 	return func(c *requireConfig) {
-		if err := rule.valid(); err != nil && c.err == nil {
+		if err := rule.Err(); err != nil && c.err == nil {
 			c.err = err
 		}
 		c.rules = append(c.rules, rule)

@@ -42,6 +42,11 @@ func TestNewValidates(t *testing.T) {
 		{"bad service", client, []gateway.Route{open("a", "/api", "Not_A_Label")}, nil, "Service"},
 		{"strip and rewrite", client, []gateway.Route{{Prefix: "/a", Service: "api", Auth: gateway.AuthNone, StripPrefix: true, Rewrite: "/b"}}, nil, "Rewrite"},
 		{"scopes on open route", client, []gateway.Route{{Prefix: "/a", Service: "api", Auth: gateway.AuthNone, Scopes: []string{"x"}}}, nil, "Scopes"},
+		// Scopes the auth package would refuse on every request, answering
+		// 401 even to a token that holds them.
+		{"scope not ASCII", client, []gateway.Route{{Prefix: "/a", Service: "api", Scopes: []string{"café"}}}, nil, "Scopes"},
+		{"scope with a control character", client, []gateway.Route{{Prefix: "/a", Service: "api", Scopes: []string{"a\x01b"}}}, nil, "Scopes"},
+		{"scope with a quote", client, []gateway.Route{{Prefix: "/a", Service: "api", Scopes: []string{`a"b`}}}, nil, "Scopes"},
 		{"lower-case method", client, []gateway.Route{{Prefix: "/a", Service: "api", Auth: gateway.AuthNone, Methods: []string{"get"}}}, nil, "Methods"},
 		{"zero rate", client, []gateway.Route{{Prefix: "/a", Service: "api", Auth: gateway.AuthNone, RateLimit: &gateway.RateLimit{}}}, nil, "Rate"},
 		{"header key without header", client, []gateway.Route{{Prefix: "/a", Service: "api", Auth: gateway.AuthNone,

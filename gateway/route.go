@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pier-go/pier/auth"
 	"github.com/pier-go/pier/discovery"
 )
 
@@ -295,9 +296,11 @@ func validateRoute(in Route) (*route, error) {
 	if in.AllScopes && len(in.Scopes) == 0 {
 		return nil, fail("AllScopes", "needs Scopes")
 	}
-	for _, s := range in.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
-			return nil, fail("Scopes", "%q is not a scope token", s)
+	if len(in.Scopes) > 0 {
+		// The auth package's own rule decides what a scope is, so that a
+		// route it would refuse on every request fails here instead.
+		if err := auth.AnyScope(in.Scopes...).Err(); err != nil {
+			return nil, fail("Scopes", "%v", err)
 		}
 	}
 	if rl := in.RateLimit; rl != nil {
