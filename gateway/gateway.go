@@ -21,6 +21,7 @@ import (
 
 	"github.com/pier-go/pier/auth"
 	"github.com/pier-go/pier/discovery"
+	"github.com/pier-go/pier/internal/bodylimit"
 	"github.com/pier-go/pier/internal/bufpool"
 	"github.com/pier-go/pier/internal/requestid"
 	"github.com/pier-go/pier/problem"
@@ -34,7 +35,6 @@ import (
 type Gateway struct {
 	cfg       config
 	transport http.RoundTripper
-	client    *http.Client
 	proxy     *httputil.ReverseProxy
 	table     atomic.Pointer[table]
 	mu        sync.Mutex // serialises SetRoutes
@@ -88,7 +88,7 @@ func New(client *http.Client, routes []Route, opts ...Option) (*Gateway, error) 
 	if err != nil {
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
 	}
-	g := &Gateway{cfg: cfg, client: client, tel: tel, transport: client.Transport}
+	g := &Gateway{cfg: cfg, tel: tel, transport: client.Transport}
 	if g.transport == nil {
 		g.transport = http.DefaultTransport
 	}
@@ -331,7 +331,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer st.timer.Stop()
 	out := r.WithContext(ctx)
 	if r.Body != nil && r.Body != http.NoBody {
-		out.Body = http.MaxBytesReader(w, r.Body, rt.bodyLimit)
+		// The writer net/http made, under any middleware's wrapper, so that
+		// it closes the connection after a body that ran over the limit.
+		out.Body = http.MaxBytesReader(bodylimit.BaseWriter(w), r.Body, rt.bodyLimit)
 	}
 	g.proxy.ServeHTTP(w, out)
 	if st.outcome == "" {

@@ -114,6 +114,25 @@ func TestBodyLimit(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		wantProblem(t, resp, string(body), http.StatusRequestEntityTooLarge)
 	})
+	t.Run("chunked, behind a middleware's writer", func(t *testing.T) {
+		// As in a Service, whose middleware wraps the ResponseWriter: the
+		// connection, with the rest of the body unread on it, is closed
+		// after the 413 all the same.
+		front := newFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.gw.ServeHTTP(wrappedWriter{w}, r)
+		}))
+		resp, err := front.Client().Post(front.URL+"/api/x", "text/plain",
+			io.MultiReader(strings.NewReader(strings.Repeat("x", 10)), strings.NewReader(strings.Repeat("y", 100))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		wantProblem(t, resp, string(body), http.StatusRequestEntityTooLarge)
+		if !resp.Close {
+			t.Fatal("the connection stays open after a body over the limit: the server was not told")
+		}
+	})
 	t.Run("within", func(t *testing.T) {
 		resp, body := rawRequest(t, e.front.Listener.Addr().String(), "POST", "/api/x", "0123456789abcdef")
 		if resp.StatusCode != http.StatusOK {
@@ -127,6 +146,12 @@ func TestBodyLimit(t *testing.T) {
 
 // TestRouteTimeoutCancelsUpstream: past the route's timeout the client gets
 // 504 and the upstream request is cancelled.
+// wrappedWriter is a middleware's ResponseWriter wrapper, with Unwrap as
+// http.ResponseController expects.
+type wrappedWriter struct{ http.ResponseWriter }
+
+func (w wrappedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func TestRouteTimeoutCancelsUpstream(t *testing.T) {
 	e := newEnv(t, []gateway.Route{{Name: "slow", Prefix: "/slow", Service: "slow", Auth: gateway.AuthNone,
 		Timeout: 50 * time.Millisecond}})

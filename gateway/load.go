@@ -58,8 +58,8 @@ type corsSpec struct {
 // starts with '{', YAML if not. name is only used to choose the format and in
 // errors. The schema is in docs/gateway.md.
 //
-// Decoding is strict: an unknown key ("jwk-url" for "jwks_url", "strip-prefix"
-// for "strip_prefix"), a key given twice, a value of the wrong type, a
+// Decoding is strict: an unknown key ("strip-prefix" for "strip_prefix",
+// "allscopes" for "all_scopes"), a key given twice, a value of the wrong type, a
 // malformed duration, or a route that fails validation (including two routes
 // with the same name or prefix) is an error that names the key or route and
 // its line. The routes are validated as [New] would, but for what needs the

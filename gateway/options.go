@@ -97,9 +97,11 @@ func WithoutPreAuthLimit() Option {
 }
 
 // WithMaxRateKeys bounds how many keys each rate limiter (each route's, and
-// the pre-auth one) tracks; past it, the buckets least recently used are
-// forgotten and start full again. The default is [DefaultMaxKeys]; at about
-// 200 bytes a key (see docs/gateway.md), 1 Mi keys is some 200 MB at worst.
+// the pre-auth one) tracks in a generation: a limiter keeps the current and
+// the previous generation, so at most 2n keys; past n new keys in one
+// period, the oldest buckets are forgotten and start full again. The default
+// is [DefaultMaxKeys]; at about 122 bytes a key (measured, docs/gateway.md),
+// that is some 250 MB a limiter at worst.
 func WithMaxRateKeys(n int) Option {
 	return func(c *config) error {
 		if n <= 0 {
@@ -134,7 +136,8 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithClock sets the clock of rate limits and of the readiness cache. The
+// WithClock sets the clock of rate limits, the readiness cache, the
+// verified-token cache's expiry and the pier.gateway.jwks.age gauge. The
 // default is time.Now. Route timeouts run on real timers whatever the clock.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) error {

@@ -130,7 +130,7 @@ func (t *telemetry) observeKeySets(g *Gateway) error {
 	age, keys := t.jwksAge, t.jwksKeys
 	reg, err := t.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		g := ref.Value()
-		if g == nil || g.cfg.auth == nil {
+		if g == nil {
 			return nil
 		}
 		now := g.cfg.now()

@@ -106,7 +106,9 @@ func NewNode(name string, p Parts, opts ...service.Option) (*Node, error) {
 	switch name {
 	case Gateway:
 		opts = append(opts, service.WithHealthCheck("routes",
-			health.CheckerFunc(func(ctx context.Context) error { return gw.Ready(ctx) })))
+			health.CheckerFunc(func(ctx context.Context) error { return gw.Ready(ctx) })),
+			// The routes' body limits and timeouts govern (docs/gateway.md).
+			service.WithoutBodyLimit(), service.WithoutRequestTimeout())
 	case Orders:
 		opts = append(opts,
 			service.WithOnStart(func(ctx context.Context) error { return startSweep(ctx) }),
