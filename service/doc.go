@@ -94,7 +94,7 @@
 //
 // # Handlers
 //
-// [DecodeJSON] reads a request body strictly and answers 400, 413 or 415 with a
+// [DecodeJSON] reads a request body strictly and answers 400, 408, 413 or 415 with a
 // problem that says what is wrong; [WriteJSON] writes answers and [problem.Write] errors.
 // [NewLogger] builds the logger a Service uses by default.
 //

@@ -89,7 +89,7 @@ type config struct {
 	meterProvider  metric.MeterProvider
 	propagator     propagation.TextMapPropagator
 	metricsPath    string
-	metricsPathSet bool // WithMetricsPath was given
+	metricsPathSet bool // WithMetricsPath gave a path
 	noMetrics      bool // WithoutMetricsEndpoint
 	adminAddr      string
 	pprof          bool
@@ -213,8 +213,9 @@ func WithBodyLimit(n int64) Option {
 }
 
 // WithoutBodyLimit removes the limit on request bodies, for a Service behind a
-// proxy that bounds them. [DecodeJSON] and the idempotency middleware still
-// hold a body they read to [DefaultBodyLimit]. The default is
+// proxy that bounds them. [DecodeJSON] then reads a body whole, however long
+// (see [BodyLimit]); the idempotency middleware, which keeps a keyed request's
+// body in memory, still holds it to [DefaultBodyLimit]. The default is
 // [DefaultBodyLimit].
 func WithoutBodyLimit() Option {
 	return func(c *config) { c.noBodyLimit = true }

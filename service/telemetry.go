@@ -87,12 +87,14 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 // "/". Requests for it are not traced, not measured and logged at Debug, like
 // the health probes.
 func WithMetricsPath(path string) Option {
-	return func(c *config) { c.metricsPath, c.metricsPathSet = path, true }
+	return func(c *config) { c.metricsPath, c.metricsPathSet = path, path != "" }
 }
 
 // WithoutMetricsEndpoint turns the Prometheus endpoint off, and with it the
-// meter provider the Service builds for it (unless OTEL_METRICS_EXPORTER asks
-// for one): HTTP metrics then go to the global provider. The default is
+// meter provider the Service builds for it: unless OTEL_METRICS_EXPORTER asks
+// for one, or [WithMeterProvider] gives one, the Service then records no HTTP
+// metrics (nothing would read them), and [Service.Client] none either. The
+// default is
 // [DefaultMetricsPath] on the main listener, or on the admin listener with
 // [WithAdminAddr].
 func WithoutMetricsEndpoint() Option {

@@ -393,9 +393,13 @@ func TestNewRejectsConflictingTelemetryOptions(t *testing.T) {
 			}
 		})
 	}
-	// A meter provider of the user's turns the endpoint off without fuss.
+	// A meter provider of the user's turns the endpoint off without fuss,
+	// and WithMetricsPath("") keeps the default, which then is no path.
 	if _, err := service.New("test", service.WithMeterProvider(metricnoop.NewMeterProvider()), service.WithoutMetricsEndpoint()); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := service.New("test", service.WithMeterProvider(metricnoop.NewMeterProvider()), service.WithMetricsPath("")); err != nil {
+		t.Fatalf("WithMetricsPath(\"\") beside WithMeterProvider: %v", err)
 	}
 }
 
