@@ -70,7 +70,8 @@ test: consul ## build the Consul agent, start PostgreSQL, go test -race -count=1
 	PATH="$(BIN):$$PATH" PIER_REQUIRE_CONSUL=1 PIER_REQUIRE_POSTGRES=1 $(GO) test -race -count=1 $(TESTFLAGS) $(PKGS)
 
 postgres-check: ## start the throwaway PostgreSQL cluster, query it, stop it (scripts/start-postgres.sh)
-	@eval "$$(PIER_POSTGRES_OWNER=$$$$ scripts/start-postgres.sh)"; \
+	@pg_env="$$(PIER_POSTGRES_OWNER=$$$$ scripts/start-postgres.sh)" || exit 1; \
+	eval "$$pg_env"; \
 	trap 'scripts/stop-postgres.sh "$$PIER_POSTGRES_DIR"' EXIT; \
 	"$$(cat "$$PIER_POSTGRES_DIR/bindir")/psql" "$$PIER_POSTGRES_URL" -Atc 'SELECT version()'
 

@@ -23,6 +23,7 @@ modes=("$@")
 
 command -v wrk >/dev/null || { echo "loadtest: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 command -v taskset >/dev/null || { echo "loadtest: taskset is missing (util-linux)" >&2; exit 1; }
+command -v bc >/dev/null || { echo "loadtest: bc is missing (apt-get install bc)" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "loadtest: needs 2 CPUs" >&2; exit 1; }
 
 mkdir -p .cache/bin
