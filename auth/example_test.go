@@ -121,3 +121,20 @@ func ExampleFromContext() {
 	// user-42 with [admin]
 	// 401 no caller
 }
+
+// A scope rule asks for any or all of its scopes; Check tells a token that
+// grants them from one that does not, and Err tells an invalid rule at once.
+func ExampleAnyScope() {
+	claims := &auth.Claims{Subject: "user-42", Scopes: []string{"orders:read", "profile"}}
+	for _, rule := range []auth.ScopeRule{
+		auth.AnyScope("orders:read", "orders:write"),
+		auth.AllScopes("orders:read", "orders:write"),
+	} {
+		fmt.Printf("%v: %v\n", rule, auth.Check(claims, rule))
+	}
+	fmt.Println(auth.AnyScope("café").Err())
+	// Output:
+	// any of orders:read orders:write: <nil>
+	// all of orders:read orders:write: auth: scope: token grants ["orders:read" "profile"], rule wants all of orders:read orders:write
+	// auth: scope rule: "café" is not a scope token
+}
