@@ -3,6 +3,7 @@ package orders
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -196,33 +197,48 @@ func (s *SQLiteStore) query(ctx context.Context, where string, args ...any) ([]O
 		return nil, fmt.Errorf("orders: read: %w", err)
 	}
 	rows.Close()
-	for i := range out {
-		if out[i].Items, err = s.items(ctx, out[i].ID); err != nil {
-			return nil, err
-		}
+	if err := s.items(ctx, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func (s *SQLiteStore) items(ctx context.Context, id string) ([]Item, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT product_id, quantity, price_cents FROM order_items
-		WHERE order_id = ? ORDER BY position`, id)
+// items fills in the items of orders, all in one query.
+func (s *SQLiteStore) items(ctx context.Context, orders []Order) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	ids := make([]string, len(orders))
+	at := make(map[string]int, len(orders))
+	for i := range orders {
+		ids[i], at[orders[i].ID] = orders[i].ID, i
+		orders[i].Items = []Item{}
+	}
+	list, err := json.Marshal(ids)
 	if err != nil {
-		return nil, fmt.Errorf("orders: read items: %w", err)
+		return fmt.Errorf("orders: read items: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT order_id, product_id, quantity, price_cents FROM order_items
+		WHERE order_id IN (SELECT value FROM json_each(?)) ORDER BY order_id, position`, string(list))
+	if err != nil {
+		return fmt.Errorf("orders: read items: %w", err)
 	}
 	defer rows.Close()
-	items := []Item{}
 	for rows.Next() {
-		var it Item
-		if err := rows.Scan(&it.ProductID, &it.Quantity, &it.PriceCents); err != nil {
-			return nil, fmt.Errorf("orders: read items: %w", err)
+		var (
+			orderID string
+			it      Item
+		)
+		if err := rows.Scan(&orderID, &it.ProductID, &it.Quantity, &it.PriceCents); err != nil {
+			return fmt.Errorf("orders: read items: %w", err)
 		}
-		items = append(items, it)
+		o := &orders[at[orderID]]
+		o.Items = append(o.Items, it)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("orders: read items: %w", err)
+		return fmt.Errorf("orders: read items: %w", err)
 	}
-	return items, nil
+	return nil
 }
 
 // Transition implements Store.
