@@ -43,8 +43,9 @@ type Order struct {
 // ErrNotFound is what a Store returns for an unknown order.
 var ErrNotFound = errors.New("orders: not found")
 
-// Store keeps orders. SQLite implements it (OpenSQLite); a PostgreSQL store
-// can take its place. Implementations must be safe for concurrent use.
+// Store keeps orders. SQLiteStore (OpenSQLite) and PostgresStore
+// (OpenPostgres) implement it. Implementations must be safe for concurrent
+// use.
 type Store interface {
 	// Create records o, with its items.
 	Create(ctx context.Context, o Order) error
