@@ -64,13 +64,7 @@ func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.
 	authed := shopauth.Require(v)
 	// A key is the caller's: the scope holds the verified subject, so two
 	// users who pick the same key never share an answer.
-	idem, err := idempotency.Middleware(keys, idempotency.WithCallerScope(func(r *http.Request) (string, bool) {
-		c, ok := shopauth.FromContext(r.Context())
-		if !ok {
-			return "", false
-		}
-		return c.Subject, true
-	}))
+	idem, err := idempotency.Middleware(keys, idempotency.WithCallerScope(shopauth.Subject))
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}
