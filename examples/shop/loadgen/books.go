@@ -66,7 +66,7 @@ func (l *ledger) cancelled(id string) {
 	l.mu.Unlock()
 }
 
-// Order is an order as GET /api/orders answers it.
+// order is an order as GET /api/orders answers it.
 type order struct {
 	ID     string `json:"id"`
 	Status string `json:"status"`

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 )
 
@@ -298,7 +299,7 @@ func (g *gen) drive(ctx context.Context) {
 	burst := max(1, int(g.cfg.Rate/10), maxCost)
 	lim := rate.NewLimiter(rate.Limit(g.cfg.Rate), burst)
 	lim.AllowN(time.Now(), burst) // start with an empty bucket: no initial burst
-	sem := make(chan struct{}, g.cfg.Concurrency)
+	sem := semaphore.NewWeighted(int64(g.cfg.Concurrency))
 
 	// The progress line goes on while the last actions finish.
 	progressDone, progressStopped := make(chan struct{}), make(chan struct{})
@@ -322,16 +323,12 @@ func (g *gen) drive(ctx context.Context) {
 		if lim.WaitN(loadCtx, cost) != nil {
 			break
 		}
-		if !acquire(loadCtx, sem, width) {
+		if sem.Acquire(loadCtx, int64(width)) != nil {
 			break
 		}
 		seed := g.rng.Uint64()
 		wg.Go(func() {
-			defer func() {
-				for range width {
-					<-sem
-				}
-			}()
+			defer sem.Release(int64(width))
 			// Requests run to their end on the caller's context: the load's
 			// end stops new actions, never cuts one in flight.
 			a.run(g, ctx, rand.New(rand.NewPCG(seed, 0xac71)))
@@ -342,21 +339,6 @@ func (g *gen) drive(ctx context.Context) {
 	<-progressStopped
 	g.stats.stop()
 	g.progressf("%s\n", g.stats.line(g.start))
-}
-
-// acquire takes n slots of sem, or none when ctx ends first.
-func acquire(ctx context.Context, sem chan struct{}, n int) bool {
-	for i := range n {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			for range i {
-				<-sem
-			}
-			return false
-		}
-	}
-	return true
 }
 
 // progressLoop writes the progress line every cfg.ProgressEvery until done

@@ -64,13 +64,7 @@ func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.
 	authed := shopauth.Require(v)
 	// A key is the caller's: the scope holds the verified subject, so two
 	// users who pick the same key never share an answer.
-	idem, err := idempotency.Middleware(keys, idempotency.WithCallerScope(func(r *http.Request) (string, bool) {
-		c, ok := shopauth.FromContext(r.Context())
-		if !ok {
-			return "", false
-		}
-		return c.Subject, true
-	}))
+	idem, err := idempotency.Middleware(keys, idempotency.WithCallerScope(shopauth.Subject))
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}
@@ -153,7 +147,7 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 		web.Internal(w, r, o.log, err)
 		return
 	}
-	s := &saga{o: o, r: r, caller: token, order: &order}
+	s := &saga{o: o, caller: token, order: &order}
 
 	// 2. The caller must be a user (the token may outlive its account).
 	var user struct{ ID string }
@@ -161,10 +155,10 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case res.err == nil && res.status == http.StatusOK:
 	case res.status == http.StatusNotFound || res.status == http.StatusUnauthorized:
-		s.abort(w, http.StatusUnauthorized, "the token's user does not exist")
+		s.abort(w, r, http.StatusUnauthorized, "the token's user does not exist")
 		return
 	default:
-		s.undecided(w, "users", res, false)
+		s.undecided(w, r, "users", res, false)
 		return
 	}
 
@@ -183,19 +177,19 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 			it.PriceCents = rsv.PriceCents
 			order.TotalCents += rsv.PriceCents * it.Quantity
 		case res.status == http.StatusConflict && res.problem["available"] != nil:
-			s.abort(w, http.StatusConflict, res.detail(), "product_id", it.ProductID, "available", res.problem["available"])
+			s.abort(w, r, http.StatusConflict, res.detail(), "product_id", it.ProductID, "available", res.problem["available"])
 			return
 		case res.status == http.StatusNotFound:
-			s.abort(w, http.StatusNotFound, "no product "+it.ProductID, "product_id", it.ProductID)
+			s.abort(w, r, http.StatusNotFound, "no product "+it.ProductID, "product_id", it.ProductID)
 			return
 		default:
-			s.undecided(w, "products", res, false)
+			s.undecided(w, r, "products", res, false)
 			return
 		}
 	}
 
 	if order.TotalCents > MaxTotal {
-		s.abort(w, http.StatusBadRequest, fmt.Sprintf("the order's total, %d cents, is over the limit of %d", order.TotalCents, MaxTotal))
+		s.abort(w, r, http.StatusBadRequest, fmt.Sprintf("the order's total, %d cents, is over the limit of %d", order.TotalCents, MaxTotal))
 		return
 	}
 
@@ -212,13 +206,13 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 		if reason == "" {
 			reason = "card_declined"
 		}
-		s.release()
-		if err := s.settle(); err != nil {
+		s.release(ctx)
+		if err := s.settle(ctx); err != nil {
 			web.Internal(w, r, o.log, err)
 			return
 		}
 		order.Status, order.Reason = Rejected, reason
-		cctx, cancel := s.compCtx()
+		cctx, cancel := compCtx(ctx)
 		defer cancel()
 		if _, err := o.store.Transition(cctx, Pending, order); err != nil {
 			web.Internal(w, r, o.log, err)
@@ -228,10 +222,10 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 			"order_id", order.ID, "decline_code", reason)
 		return
 	case res.status == http.StatusBadRequest:
-		s.abort(w, http.StatusBadRequest, res.detail())
+		s.abort(w, r, http.StatusBadRequest, res.detail())
 		return
 	default:
-		s.undecided(w, "payments", res, true)
+		s.undecided(w, r, "payments", res, true)
 		return
 	}
 
@@ -240,10 +234,10 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 	if ok, err := o.store.Transition(ctx, Pending, order); err != nil || !ok {
 		// The charge is made and the stock held, but the order cannot say so:
 		// undo both rather than leave money taken for a pending order.
-		s.refund()
-		s.release()
-		if s.settle() == nil {
-			s.forget()
+		s.refund(ctx)
+		s.release(ctx)
+		if s.settle(ctx) == nil {
+			s.forget(ctx)
 		}
 		web.Internal(w, r, o.log, errors.Join(err, fmt.Errorf("orders: confirm %s: ok=%v", order.ID, ok)))
 		return
@@ -252,58 +246,54 @@ func (o *Orders) create(w http.ResponseWriter, r *http.Request) {
 	_ = service.WriteJSON(w, http.StatusCreated, view(order))
 }
 
-// saga holds what a placement has done, to undo it.
+// saga holds what a placement has done, to undo it. Its steps take the
+// context of the request (or sweep) they serve; those that answer take the
+// request too.
 type saga struct {
 	o        *Orders
-	r        *http.Request
 	caller   string // the caller's Authorization header
 	order    *Order
 	reserved []string
 	owed     []Step // undo steps that failed
 }
 
-// compCtx is the context compensations run in: the request's values and
-// trace, without its cancellation, bounded by CompensationTimeout.
-func (s *saga) compCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(s.r.Context()), CompensationTimeout)
+// compCtx is the context compensations run in: ctx's values and trace,
+// without its cancellation, bounded by CompensationTimeout.
+func compCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), CompensationTimeout)
 }
 
 // forget deletes the pending order row of a placement that did not happen.
-func (s *saga) forget() {
-	ctx, cancel := s.compCtx()
+func (s *saga) forget(ctx context.Context) {
+	ctx, cancel := compCtx(ctx)
 	defer cancel()
 	if err := s.o.store.Delete(ctx, s.order.ID); err != nil {
 		s.o.log.ErrorContext(ctx, "delete aborted order", "order", s.order.ID, "error", err)
 	}
 }
 
-// release releases every reservation attempted; false when one failed, which
-// is then owed (settle).
-func (s *saga) release() bool {
-	ctx, cancel := s.compCtx()
+// release releases every reservation attempted; one that fails is owed
+// (settle).
+func (s *saga) release(ctx context.Context) {
+	ctx, cancel := compCtx(ctx)
 	defer cancel()
-	ok := true
 	for _, id := range s.reserved {
 		if !s.do(ctx, Step{Kind: StepRelease, Target: id, OrderID: s.order.ID}) {
-			ok = false
 			s.owed = append(s.owed, Step{Kind: StepRelease, Target: id, OrderID: s.order.ID})
 		}
 	}
 	s.reserved = nil
-	return ok
 }
 
 // refund refunds the order's charge, or voids its reference when no charge
-// came; false when that failed, which is then owed (settle).
-func (s *saga) refund() bool {
-	ctx, cancel := s.compCtx()
+// came; when that fails, it is owed (settle).
+func (s *saga) refund(ctx context.Context) {
+	ctx, cancel := compCtx(ctx)
 	defer cancel()
 	st := Step{Kind: StepRefund, Target: s.order.ID, OrderID: s.order.ID}
 	if !s.do(ctx, st) {
 		s.owed = append(s.owed, st)
-		return false
 	}
-	return true
 }
 
 // do runs one undo step against products or payments.
@@ -329,11 +319,11 @@ func (s *saga) do(ctx context.Context, st Step) bool {
 // settle records the undo steps that failed for the sweeper (Sweep), so that
 // the order row can go; an error means they could not be recorded, and the
 // order must stay pending for the sweeper to undo whole.
-func (s *saga) settle() error {
+func (s *saga) settle(ctx context.Context) error {
 	if len(s.owed) == 0 {
 		return nil
 	}
-	ctx, cancel := s.compCtx()
+	ctx, cancel := compCtx(ctx)
 	defer cancel()
 	if err := s.o.store.Owe(ctx, s.owed); err != nil {
 		s.o.log.ErrorContext(ctx, "record owed undo steps", "order", s.order.ID, "error", err)
@@ -345,12 +335,13 @@ func (s *saga) settle() error {
 
 // abort undoes a placement that failed for good: releases, deletes the order
 // row, and answers status. A release that fails is owed to the sweeper.
-func (s *saga) abort(w http.ResponseWriter, status int, detail string, extra ...any) {
-	s.release()
-	if s.settle() == nil {
-		s.forget()
+func (s *saga) abort(w http.ResponseWriter, r *http.Request, status int, detail string, extra ...any) {
+	ctx := r.Context()
+	s.release(ctx)
+	if s.settle(ctx) == nil {
+		s.forget(ctx)
 	}
-	web.Fail(w, s.r, status, detail, extra...)
+	web.Fail(w, r, status, detail, extra...)
 }
 
 // undecided undoes a placement whose step on service could not be decided,
@@ -358,15 +349,16 @@ func (s *saga) abort(w http.ResponseWriter, status int, detail string, extra ...
 // Retry-After.
 // A refund or a release that fails is owed to the sweeper (Sweep), which
 // finishes it once the service is back.
-func (s *saga) undecided(w http.ResponseWriter, service string, res callResult, charged bool) {
+func (s *saga) undecided(w http.ResponseWriter, r *http.Request, service string, res callResult, charged bool) {
+	ctx := r.Context()
 	if charged && !notSent(res.err) {
-		s.refund()
+		s.refund(ctx)
 	}
-	s.release()
-	if s.settle() == nil {
-		s.forget()
+	s.release(ctx)
+	if s.settle(ctx) == nil {
+		s.forget(ctx)
 	}
-	web.Unavailable(w, s.r, fmt.Sprintf("%s could not be reached or did not decide (%s); nothing is reserved or charged, try again", service, res.why()))
+	web.Unavailable(w, r, fmt.Sprintf("%s could not be reached or did not decide (%s); nothing is reserved or charged, try again", service, res.why()))
 }
 
 // errNoServiceToken: the orders service could not get its own token, so the
@@ -533,13 +525,14 @@ func (o *Orders) cancel(w http.ResponseWriter, r *http.Request) {
 		// time) that gets here changes nothing more. A step that fails now
 		// (payments or products down) is owed to the sweeper, which does it
 		// once the service is back.
-		s := &saga{o: o, r: r, caller: r.Header.Get("Authorization"), order: &x}
+		ctx := r.Context()
+		s := &saga{o: o, caller: r.Header.Get("Authorization"), order: &x}
 		for _, it := range x.Items {
 			s.reserved = append(s.reserved, ReservationID(x.ID, it.ProductID))
 		}
-		s.refund()
-		s.release()
-		if err := s.settle(); err != nil {
+		s.refund(ctx)
+		s.release(ctx)
+		if err := s.settle(ctx); err != nil {
 			web.Unavailable(w, r, "order "+x.ID+" is cancelled but its refund or stock release is not done yet; ask again to finish it")
 			return
 		}

@@ -3,6 +3,7 @@ package orders
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -42,8 +43,9 @@ type Order struct {
 // ErrNotFound is what a Store returns for an unknown order.
 var ErrNotFound = errors.New("orders: not found")
 
-// Store keeps orders. SQLite implements it (OpenSQLite); a PostgreSQL store
-// can take its place. Implementations must be safe for concurrent use.
+// Store keeps orders. SQLiteStore (OpenSQLite) and PostgresStore
+// (OpenPostgres) implement it. Implementations must be safe for concurrent
+// use.
 type Store interface {
 	// Create records o, with its items.
 	Create(ctx context.Context, o Order) error
@@ -123,9 +125,6 @@ func OpenSQLite(ctx context.Context, dir string) (*SQLiteStore, error) {
 	return &SQLiteStore{db: db}, nil
 }
 
-// DB returns the database, for the idempotency store.
-func (s *SQLiteStore) DB() *sql.DB { return s.db }
-
 // Close closes the database.
 func (s *SQLiteStore) Close() error { return s.db.Close() }
 
@@ -196,33 +195,48 @@ func (s *SQLiteStore) query(ctx context.Context, where string, args ...any) ([]O
 		return nil, fmt.Errorf("orders: read: %w", err)
 	}
 	rows.Close()
-	for i := range out {
-		if out[i].Items, err = s.items(ctx, out[i].ID); err != nil {
-			return nil, err
-		}
+	if err := s.items(ctx, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func (s *SQLiteStore) items(ctx context.Context, id string) ([]Item, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT product_id, quantity, price_cents FROM order_items
-		WHERE order_id = ? ORDER BY position`, id)
+// items fills in the items of orders, all in one query.
+func (s *SQLiteStore) items(ctx context.Context, orders []Order) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	ids := make([]string, len(orders))
+	at := make(map[string]int, len(orders))
+	for i := range orders {
+		ids[i], at[orders[i].ID] = orders[i].ID, i
+		orders[i].Items = []Item{}
+	}
+	list, err := json.Marshal(ids)
 	if err != nil {
-		return nil, fmt.Errorf("orders: read items: %w", err)
+		return fmt.Errorf("orders: read items: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT order_id, product_id, quantity, price_cents FROM order_items
+		WHERE order_id IN (SELECT value FROM json_each(?)) ORDER BY order_id, position`, string(list))
+	if err != nil {
+		return fmt.Errorf("orders: read items: %w", err)
 	}
 	defer rows.Close()
-	items := []Item{}
 	for rows.Next() {
-		var it Item
-		if err := rows.Scan(&it.ProductID, &it.Quantity, &it.PriceCents); err != nil {
-			return nil, fmt.Errorf("orders: read items: %w", err)
+		var (
+			orderID string
+			it      Item
+		)
+		if err := rows.Scan(&orderID, &it.ProductID, &it.Quantity, &it.PriceCents); err != nil {
+			return fmt.Errorf("orders: read items: %w", err)
 		}
-		items = append(items, it)
+		o := &orders[at[orderID]]
+		o.Items = append(o.Items, it)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("orders: read items: %w", err)
+		return fmt.Errorf("orders: read items: %w", err)
 	}
-	return items, nil
+	return nil
 }
 
 // Transition implements Store.

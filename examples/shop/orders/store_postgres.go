@@ -125,6 +125,7 @@ func (s *PostgresStore) query(ctx context.Context, where string, args ...any) ([
 		if err != nil {
 			return err
 		}
+		// Never nil: CollectRows starts from an empty slice.
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Order, error) {
 			var o Order
 			err := row.Scan(&o.ID, &o.UserID, &o.Status, &o.Reason, &o.TotalCents, &o.Compensated, &o.CreatedAt)
@@ -157,9 +158,6 @@ func (s *PostgresStore) query(ctx context.Context, where string, args ...any) ([
 	})
 	if err != nil {
 		return nil, fmt.Errorf("orders: read: %w", err)
-	}
-	if out == nil {
-		out = []Order{}
 	}
 	return out, nil
 }

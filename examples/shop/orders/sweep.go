@@ -3,7 +3,6 @@ package orders
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 )
 
@@ -26,19 +25,14 @@ const sweepBatch = 100
 // and orders it finished; it is safe beside placements and other sweeps, since
 // every step is idempotent.
 func (o *Orders) Sweep(ctx context.Context, now time.Time) (int, error) {
-	// A request the saga helpers can use: its context carries the trace.
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, "/sweep", nil)
-	if err != nil {
-		return 0, err
-	}
 	done := 0
 	owed, err := o.store.Owed(ctx, sweepBatch)
 	if err != nil {
 		return 0, err
 	}
 	for _, st := range owed {
-		s := &saga{o: o, r: r, order: &Order{ID: st.OrderID}}
-		cctx, cancel := s.compCtx()
+		s := &saga{o: o, order: &Order{ID: st.OrderID}}
+		cctx, cancel := compCtx(ctx)
 		ok := s.do(cctx, st)
 		cancel()
 		if !ok {
@@ -56,13 +50,13 @@ func (o *Orders) Sweep(ctx context.Context, now time.Time) (int, error) {
 	}
 	for i := range stale {
 		x := &stale[i]
-		s := &saga{o: o, r: r, order: x}
+		s := &saga{o: o, order: x}
 		for _, it := range x.Items {
 			s.reserved = append(s.reserved, ReservationID(x.ID, it.ProductID))
 		}
-		s.refund()
-		s.release()
-		if s.settle() != nil {
+		s.refund(ctx)
+		s.release(ctx)
+		if s.settle(ctx) != nil {
 			continue
 		}
 		if err := o.store.Delete(ctx, x.ID); err != nil {

@@ -90,13 +90,7 @@ func New(svc *service.Service, store Store, keys idempotency.Store, v *shopauth.
 	}
 	authed := shopauth.Require(v, shopauth.InternalScope)
 	// Keys are scoped to the caller as well as the route.
-	idem, err := idempotency.Middleware(keys, idempotency.WithCallerScope(func(r *http.Request) (string, bool) {
-		c, ok := shopauth.FromContext(r.Context())
-		if !ok {
-			return "", false
-		}
-		return c.Subject, true
-	}))
+	idem, err := idempotency.Middleware(keys, idempotency.WithCallerScope(shopauth.Subject))
 	if err != nil {
 		return nil, fmt.Errorf("payments: %w", err)
 	}

@@ -78,9 +78,6 @@ func OpenSQLite(ctx context.Context, dir string) (*SQLiteStore, error) {
 	return &SQLiteStore{db: db}, nil
 }
 
-// DB returns the database, for the idempotency store.
-func (s *SQLiteStore) DB() *sql.DB { return s.db }
-
 // Close closes the database.
 func (s *SQLiteStore) Close() error { return s.db.Close() }
 

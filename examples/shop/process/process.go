@@ -42,27 +42,27 @@ const (
 // Config is one process's configuration. Parse reads it from flags and the
 // environment, a flag winning over its variable.
 type Config struct {
-	Service   string // the service it runs: shop.Users, shop.Products, ...
-	Addr      string // -addr, PIER_ADDR: the listen address; default ":8080"
-	Advertise string // -advertise, PIER_ADVERTISE: the address registered; default the bound one
-	AdminAddr string // -admin-addr, PIER_ADMIN_ADDR: a separate metrics listener; default none
-	Registry  string // -registry, PIER_REGISTRY: Static (default), Consul or DNS
-	Consul    string // -consul, CONSUL_HTTP_ADDR: the Consul agent; default 127.0.0.1:8500
-	Services  string // -services, PIER_SERVICES: name=host:port,...;name=... for Static
-	DNSDomain string // -dns-domain, PIER_DNS_DOMAIN: the domain DNS names are completed with
-	Database  string // -database, DATABASE_URL: sqlite:<dir> or postgres://; default sqlite:<Data>
-	Data      string // -data, PIER_DATA: the data directory (SQLite files, the signing key)
-	LogFormat string // -log-format, LOG_FORMAT: json, text or tint
-	Drain     time.Duration
-	Shutdown  time.Duration
+	Service   string        // the service it runs: shop.Users, shop.Products, ...
+	Addr      string        // -addr, PIER_ADDR: the listen address; default ":8080"
+	Advertise string        // -advertise, PIER_ADVERTISE: the address registered; default the bound one
+	AdminAddr string        // -admin-addr, PIER_ADMIN_ADDR: a separate metrics listener; default none
+	Registry  string        // -registry, PIER_REGISTRY: Static (default), Consul or DNS
+	Consul    string        // -consul, CONSUL_HTTP_ADDR: the Consul agent; default 127.0.0.1:8500
+	Services  string        // -services, PIER_SERVICES: name=host:port,...;name=... for Static
+	DNSDomain string        // -dns-domain, PIER_DNS_DOMAIN: the domain DNS names are completed with
+	Database  string        // -database, DATABASE_URL: sqlite:<dir> or postgres://; default sqlite:<Data>
+	Data      string        // -data, PIER_DATA: the data directory (SQLite files, the signing key)
+	LogFormat string        // -log-format, LOG_FORMAT: json, text or tint
+	Drain     time.Duration // -drain, PIER_DRAIN: how long a stopping instance serves on while callers move away; default 5 s, 0 none
+	Shutdown  time.Duration // -shutdown-timeout, PIER_SHUTDOWN_TIMEOUT: the bound on in-flight requests at stop; default 15 s
 
-	SigningKey    string // users: -signing-key, PIER_SIGNING_KEY; default <Data>/users-signing-key.pem
-	OrdersSecret  string // users and orders: -orders-secret, PIER_ORDERS_SECRET; required
-	AdminPassword string // users: -admin-password, PIER_ADMIN_PASSWORD: seed the demo users
-	Seed          bool   // products: -seed, PIER_SEED: seed the demo catalogue when empty
-	PaymentsDelay time.Duration
-	PaymentsFail  float64
-	Routes        string // gateway: -routes, PIER_ROUTES: a routes file; default the shop's routes
+	SigningKey    string        // users: -signing-key, PIER_SIGNING_KEY; default <Data>/users-signing-key.pem
+	OrdersSecret  string        // users and orders: -orders-secret, PIER_ORDERS_SECRET; required
+	AdminPassword string        // users: -admin-password, PIER_ADMIN_PASSWORD: seed the demo users
+	Seed          bool          // products: -seed, PIER_SEED: seed the demo catalogue when empty
+	PaymentsDelay time.Duration // payments: -payments-delay, PIER_PAYMENTS_DELAY: how long each charge and refund waits; default 0
+	PaymentsFail  float64       // payments: -payments-fail, PIER_PAYMENTS_FAIL: the share, 0 to 1, of charges and refunds failing with 503; default 0
+	Routes        string        // gateway: -routes, PIER_ROUTES: a routes file; default the shop's routes
 
 	// Probe asks the instance listening on Addr whether it is ready, instead
 	// of running one (-probe, no variable): for container health checks in

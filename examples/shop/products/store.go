@@ -55,8 +55,8 @@ func (e *InsufficientError) Error() string {
 	return fmt.Sprintf("products: insufficient stock of %s: %d available", e.ProductID, e.Available)
 }
 
-// Store keeps products and reservations. SQLite implements it (OpenSQLite);
-// a PostgreSQL store can take its place. Implementations must be safe for
+// Store keeps products and reservations. SQLiteStore (OpenSQLite) and
+// PostgresStore (OpenPostgres) implement it. Implementations must be safe for
 // concurrent use, and Reserve and Release atomic.
 type Store interface {
 	// List returns up to limit products with ids after after ("" for the

@@ -70,6 +70,8 @@ func (s *PostgresStore) List(ctx context.Context, after string, limit int) ([]Pr
 	if err != nil {
 		return nil, fmt.Errorf("products: list: %w", err)
 	}
+	// Never nil (CollectRows starts from an empty slice), so that an empty
+	// page is [] in JSON.
 	ps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Product, error) {
 		var p Product
 		err := row.Scan(&p.ID, &p.Name, &p.PriceCents, &p.Stock)
@@ -77,9 +79,6 @@ func (s *PostgresStore) List(ctx context.Context, after string, limit int) ([]Pr
 	})
 	if err != nil {
 		return nil, fmt.Errorf("products: list: %w", err)
-	}
-	if ps == nil {
-		ps = []Product{}
 	}
 	return ps, nil
 }

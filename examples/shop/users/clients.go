@@ -76,7 +76,7 @@ func (u *Users) sign(subject, scopes string) (string, error) {
 	if subject == "" {
 		return "", errors.New("users: no subject")
 	}
-	now := u.now()
+	now := time.Now()
 	claims := jwt.MapClaims{
 		"iss": shopauth.Issuer,
 		"aud": shopauth.Audience,

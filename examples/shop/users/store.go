@@ -27,8 +27,9 @@ var (
 	ErrEmailTaken = errors.New("users: email taken")
 )
 
-// Store keeps users. SQLite implements it (OpenSQLite); a PostgreSQL store
-// can take its place. Implementations must be safe for concurrent use.
+// Store keeps users. SQLiteStore (OpenSQLite) and PostgresStore
+// (OpenPostgres) implement it. Implementations must be safe for concurrent
+// use.
 type Store interface {
 	// Create adds u; ErrEmailTaken when its email is registered already.
 	Create(ctx context.Context, u User) error

@@ -48,7 +48,6 @@ type Users struct {
 	params   PasswordParams
 	verifier *shopauth.Verifier
 	log      *slog.Logger
-	now      func() time.Time
 	dummy    string // a hash to check unknown emails against, so they cost the same
 	clients  map[string]client
 }
@@ -66,7 +65,7 @@ func New(svc *service.Service, store Store, key ed25519.PrivateKey, opts ...Opti
 	if svc == nil || store == nil || len(key) != ed25519.PrivateKeySize {
 		return nil, errors.New("users: New needs a service, a store and an Ed25519 key")
 	}
-	u := &Users{store: store, key: key, params: DefaultPasswordParams, log: svc.Logger(), now: time.Now, clients: map[string]client{}}
+	u := &Users{store: store, key: key, params: DefaultPasswordParams, log: svc.Logger(), clients: map[string]client{}}
 	for _, o := range opts {
 		o(u)
 	}

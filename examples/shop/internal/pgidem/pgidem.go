@@ -3,17 +3,16 @@ package pgidem
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pier-go/pier/examples/shop/internal/idemwait"
 	"github.com/pier-go/pier/idempotency"
 )
 
@@ -32,9 +31,6 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_completed ON idempotency_keys (completed_at);
 `
-
-// DefaultRetention is how long a completed key is kept: 24 h, as Stripe does.
-const DefaultRetention = 24 * time.Hour
 
 // Store is an [idempotency.Store] over a PostgreSQL table (see Schema). Every
 // method is one statement, a compare-and-set that PostgreSQL's row locks make
@@ -60,13 +56,11 @@ type Store struct {
 	pool      *pgxpool.Pool
 	retention time.Duration
 	now       func() time.Time
-
-	mu      sync.Mutex
-	waiters map[string]chan struct{}
+	waiters   idemwait.Waiters
 }
 
 // New returns a store on pool, whose search_path schema must include Schema.
-// A retention <= 0 means DefaultRetention.
+// A retention <= 0 means [idempotency.DefaultRetention], 24 h.
 func New(pool *pgxpool.Pool, retention time.Duration) (*Store, error) {
 	return NewWithClock(pool, retention, time.Now)
 }
@@ -80,9 +74,9 @@ func NewWithClock(pool *pgxpool.Pool, retention time.Duration, now func() time.T
 		return nil, errors.New("pgidem: nil clock")
 	}
 	if retention <= 0 {
-		retention = DefaultRetention
+		retention = idempotency.DefaultRetention
 	}
-	return &Store{pool: pool, retention: retention, now: now, waiters: map[string]chan struct{}{}}, nil
+	return &Store{pool: pool, retention: retention, now: now}, nil
 }
 
 // Claim implements the library's idempotency store.
@@ -95,7 +89,7 @@ func (s *Store) Claim(ctx context.Context, key, fingerprint string, lease time.D
 	// claim and release the key in between.
 	for range 3 {
 		now := s.now().UnixMilli()
-		tok := newToken()
+		tok := rand.Text()
 		var got string
 		err := s.pool.QueryRow(ctx, `INSERT INTO idempotency_keys AS k (key, fingerprint, token, lease_until)
 			VALUES ($1, $2, $3, $4)
@@ -105,7 +99,7 @@ func (s *Store) Claim(ctx context.Context, key, fingerprint string, lease time.D
 			RETURNING token`,
 			key, fingerprint, tok, now+lease.Milliseconds(), now, now-s.retention.Milliseconds()).Scan(&got)
 		if err == nil {
-			s.wake(key) // a lapsed claim's waiters: the key is taken now
+			s.waiters.Wake(key) // a lapsed claim's waiters: the key is taken now
 			return idempotency.Record{Token: got, Fingerprint: fingerprint}, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -140,7 +134,7 @@ func (s *Store) read(ctx context.Context, key string) (idempotency.Record, bool,
 	}
 	rec := idempotency.Record{Fingerprint: fp}
 	if status == nil {
-		rec.Changed = s.waiter(key)
+		rec.Changed = s.waiters.Chan(key)
 		return rec, true, nil
 	}
 	rec.Response = &idempotency.Response{Status: int(*status), Body: body, Header: http.Header{}}
@@ -149,7 +143,7 @@ func (s *Store) read(ctx context.Context, key string) (idempotency.Record, bool,
 			return idempotency.Record{}, false, fmt.Errorf("pgidem: claim: stored header: %w", err)
 		}
 	}
-	s.wake(key) // completed by another process: nobody else closes it
+	s.waiters.Wake(key) // completed by another process: nobody else closes it
 	return rec, true, nil
 }
 
@@ -170,7 +164,7 @@ func (s *Store) Complete(ctx context.Context, key, token string, resp *idempoten
 	if tag.RowsAffected() == 0 {
 		return idempotency.ErrClaimLost
 	}
-	s.wake(key)
+	s.waiters.Wake(key)
 	if _, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE completed_at < $1`,
 		now-s.retention.Milliseconds()); err != nil {
 		return fmt.Errorf("pgidem: purge: %w", err)
@@ -187,32 +181,6 @@ func (s *Store) Release(ctx context.Context, key, token string) error {
 	if tag.RowsAffected() == 0 {
 		return idempotency.ErrClaimLost
 	}
-	s.wake(key)
+	s.waiters.Wake(key)
 	return nil
-}
-
-func (s *Store) waiter(key string) <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, ok := s.waiters[key]
-	if !ok {
-		ch = make(chan struct{})
-		s.waiters[key] = ch
-	}
-	return ch
-}
-
-func (s *Store) wake(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch, ok := s.waiters[key]; ok {
-		close(ch)
-		delete(s.waiters, key)
-	}
-}
-
-func newToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -100,3 +100,15 @@ func ServiceTokens(client *http.Client, id, secret string) oauth2.TokenSource {
 
 // FromContext returns the claims that Require verified for the request.
 func FromContext(ctx context.Context) (*Claims, bool) { return auth.FromContext(ctx) }
+
+// Subject returns the subject of the token Require verified for r; false when
+// there is none. It is the caller scope services give
+// idempotency.WithCallerScope, so that two callers who pick the same
+// Idempotency-Key never share an answer.
+func Subject(r *http.Request) (string, bool) {
+	c, ok := FromContext(r.Context())
+	if !ok {
+		return "", false
+	}
+	return c.Subject, true
+}

@@ -4,25 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
+	"github.com/pier-go/pier/examples/shop/internal/idemwait"
 	"github.com/pier-go/pier/idempotency"
 )
-
-// The library's store interface and its types, named once here so that the
-// rest of the file does not depend on where they live.
-type (
-	record   = idempotency.Record
-	response = idempotency.Response
-)
-
-var errClaimLost = idempotency.ErrClaimLost
 
 // Schema is the migration that creates the table the store uses. Add it to the
 // service's migrations.
@@ -40,9 +30,6 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_completed ON idempotency_keys (completed_at);
 `
 
-// DefaultRetention is how long a completed key is kept: 24 h, as Stripe does.
-const DefaultRetention = 24 * time.Hour
-
 // Store is an [idempotency.Store] over a SQLite table (see Schema).
 // Each method is one transaction: Claim is INSERT-or-take-over-an-expired-row
 // then SELECT, Complete and Release are UPDATE or DELETE ... WHERE token = ?,
@@ -56,32 +43,38 @@ type Store struct {
 	db        *sql.DB
 	retention time.Duration
 	now       func() time.Time
-
-	mu      sync.Mutex
-	waiters map[string]chan struct{}
+	waiters   idemwait.Waiters
 }
 
 // New returns a store on db, whose schema must include Schema. A retention
-// <= 0 means DefaultRetention.
+// <= 0 means [idempotency.DefaultRetention], 24 h.
 func New(db *sql.DB, retention time.Duration) (*Store, error) {
+	return NewWithClock(db, retention, time.Now)
+}
+
+// NewWithClock is New with the clock leases and retention are measured on.
+func NewWithClock(db *sql.DB, retention time.Duration, now func() time.Time) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlidem: nil database")
 	}
-	if retention <= 0 {
-		retention = DefaultRetention
+	if now == nil {
+		return nil, errors.New("sqlidem: nil clock")
 	}
-	return &Store{db: db, retention: retention, now: time.Now, waiters: map[string]chan struct{}{}}, nil
+	if retention <= 0 {
+		retention = idempotency.DefaultRetention
+	}
+	return &Store{db: db, retention: retention, now: now}, nil
 }
 
 // Claim implements the library's idempotency store.
-func (s *Store) Claim(ctx context.Context, key, fingerprint string, lease time.Duration) (record, error) {
+func (s *Store) Claim(ctx context.Context, key, fingerprint string, lease time.Duration) (idempotency.Record, error) {
 	if lease <= 0 {
 		lease = idempotency.DefaultLease
 	}
 	now := s.now().UnixMilli()
 	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: one claimer at a time
 	if err != nil {
-		return record{}, fmt.Errorf("sqlidem: claim: %w", err)
+		return idempotency.Record{}, fmt.Errorf("sqlidem: claim: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 
@@ -96,7 +89,7 @@ func (s *Store) Claim(ctx context.Context, key, fingerprint string, lease time.D
 		FROM idempotency_keys WHERE key = ?`, key).Scan(&fp, &token, &leaseUntil, &status, &header, &body, &completed)
 	free := errors.Is(err, sql.ErrNoRows)
 	if err != nil && !free {
-		return record{}, fmt.Errorf("sqlidem: claim: %w", err)
+		return idempotency.Record{}, fmt.Errorf("sqlidem: claim: %w", err)
 	}
 	if !free {
 		switch {
@@ -107,33 +100,33 @@ func (s *Store) Claim(ctx context.Context, key, fingerprint string, lease time.D
 		}
 	}
 	if !free {
-		rec := record{Fingerprint: fp.String}
+		rec := idempotency.Record{Fingerprint: fp.String}
 		if status.Valid {
-			rec.Response = &response{Status: int(status.Int64), Body: body, Header: http.Header{}}
+			rec.Response = &idempotency.Response{Status: int(status.Int64), Body: body, Header: http.Header{}}
 			if err := json.Unmarshal([]byte(header.String), &rec.Response.Header); err != nil {
-				return record{}, fmt.Errorf("sqlidem: claim: stored header: %w", err)
+				return idempotency.Record{}, fmt.Errorf("sqlidem: claim: stored header: %w", err)
 			}
-			s.wake(key) // completed by another process: nobody else closes it
+			s.waiters.Wake(key) // completed by another process: nobody else closes it
 		} else {
-			rec.Changed = s.waiter(key)
+			rec.Changed = s.waiters.Chan(key)
 		}
 		return rec, nil
 	}
-	tok := newToken()
+	tok := rand.Text()
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, token, lease_until)
 		VALUES (?, ?, ?, ?)`, key, fingerprint, tok, now+lease.Milliseconds()); err != nil {
-		return record{}, fmt.Errorf("sqlidem: claim: %w", err)
+		return idempotency.Record{}, fmt.Errorf("sqlidem: claim: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return record{}, fmt.Errorf("sqlidem: claim: %w", err)
+		return idempotency.Record{}, fmt.Errorf("sqlidem: claim: %w", err)
 	}
-	s.wake(key) // a lapsed claim's waiters: the key is taken now
-	return record{Token: tok, Fingerprint: fingerprint}, nil
+	s.waiters.Wake(key) // a lapsed claim's waiters: the key is taken now
+	return idempotency.Record{Token: tok, Fingerprint: fingerprint}, nil
 }
 
 // Complete implements the library's idempotency store. It also drops the keys
 // whose retention has run out.
-func (s *Store) Complete(ctx context.Context, key, token string, resp *response) error {
+func (s *Store) Complete(ctx context.Context, key, token string, resp *idempotency.Response) error {
 	header, err := json.Marshal(resp.Header)
 	if err != nil {
 		return fmt.Errorf("sqlidem: complete: %w", err)
@@ -146,9 +139,9 @@ func (s *Store) Complete(ctx context.Context, key, token string, resp *response)
 		return fmt.Errorf("sqlidem: complete: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return errClaimLost
+		return idempotency.ErrClaimLost
 	}
-	s.wake(key)
+	s.waiters.Wake(key)
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE completed_at < ?`,
 		now-s.retention.Milliseconds()); err != nil {
 		return fmt.Errorf("sqlidem: purge: %w", err)
@@ -163,34 +156,8 @@ func (s *Store) Release(ctx context.Context, key, token string) error {
 		return fmt.Errorf("sqlidem: release: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return errClaimLost
+		return idempotency.ErrClaimLost
 	}
-	s.wake(key)
+	s.waiters.Wake(key)
 	return nil
-}
-
-func (s *Store) waiter(key string) <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch, ok := s.waiters[key]
-	if !ok {
-		ch = make(chan struct{})
-		s.waiters[key] = ch
-	}
-	return ch
-}
-
-func (s *Store) wake(key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ch, ok := s.waiters[key]; ok {
-		close(ch)
-		delete(s.waiters, key)
-	}
-}
-
-func newToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -27,6 +27,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		test func(t *testing.T, open Opener)
 	}{
 		{"CreateGetAndList", testCreateGetAndList},
+		{"ListKeepsEachOrdersItems", testListItems},
 		{"TransitionIsConditional", testTransitionIsConditional},
 		{"ConcurrentTransitionsMoveOnce", testConcurrentTransitions},
 		{"DeleteOnlyPending", testDeleteOnlyPending},
@@ -87,6 +88,30 @@ func testCreateGetAndList(t *testing.T, open Opener) {
 	}
 	if list, err := again.List(ctx, "u_c", 10); err != nil || list == nil || len(list) != 0 {
 		t.Fatalf("List of a user without orders = %#v, %v; want an empty, non-nil slice", list, err)
+	}
+}
+
+// testListItems lists orders whose items differ, in number and order, so that
+// a store reading the items of several orders at once must give each its own.
+func testListItems(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := t.Context()
+	want := []orders.Order{order("o_1", "u_a"), order("o_2", "u_a"), order("o_3", "u_a")}
+	want[0].Items = []orders.Item{{ProductID: "p_9", Quantity: 9}}
+	want[1].Items = []orders.Item{}
+	want[2].Items = []orders.Item{{ProductID: "p_3", Quantity: 3}, {ProductID: "p_1", Quantity: 1}, {ProductID: "p_2", Quantity: 2}}
+	for _, o := range want {
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := open(t).List(ctx, "u_a", 10)
+	if err != nil || len(list) != len(want) {
+		t.Fatalf("List(u_a) = %+v, %v; want 3 orders", list, err)
+	}
+	for i, got := range list {
+		w := want[len(want)-1-i] // newest first
+		equal(t, fmt.Sprintf("listed %s", w.ID), got, w)
 	}
 }
 
